@@ -1,0 +1,1 @@
+"""Input side: the embedded dataset generator, the video reader, sampling and the grain pipeline."""

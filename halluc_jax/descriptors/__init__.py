@@ -1,0 +1,1 @@
+"""Auxiliary descriptors: power normalisation, count sketch, ODF, SDF, flow features."""
