@@ -1,0 +1,250 @@
+"""Multi-view video evaluation from RGB only (SPEC sections 2.6 and 7).
+
+`evaluate` runs a predict function over an eval iterator whose batches hold several views
+(clips x crops) per video, averages class probabilities over each video's valid views, and
+scores every video exactly once. Where the eval split has hallucination targets it also
+measures, per stream, how close the hallucinated descriptor is to the ground truth (cosine
+similarity and pooled R^2, over valid clips whose target is present). Ground-truth descriptors
+are only *compared against*, never fed to the model.
+
+Results go to `<out_dir>/eval_<step>.json` (also copied to `eval_latest.json`) and, for
+single-label data, a confusion-matrix PNG `<out_dir>/confusion_<step>.png`.
+"""
+import json
+import logging
+import os
+import time
+
+import numpy as np
+
+from halluc_jax import metrics
+
+# Above this many classes the per-class tick labels are unreadable; the PNG drops them.
+_MAX_TICK_LABELS = 60
+# The raw confusion matrix goes into the JSON only while it stays small.
+_MAX_JSON_CONFUSION = 64
+
+
+def _softmax(logits):
+  z = logits - logits.max(axis=1, keepdims=True)
+  e = np.exp(z)
+  return e / e.sum(axis=1, keepdims=True)
+
+
+def _sigmoid(logits):
+  return 0.5 * (1.0 + np.tanh(0.5 * logits))  # overflow-free form of 1 / (1 + exp(-x))
+
+
+class VideoAggregator:
+  """Sums per-view probabilities by video index, so each video is scored once."""
+
+  def __init__(self, num_classes, multi_label):
+    self.num_classes = num_classes
+    self.multi_label = multi_label
+    self._row_of = {}  # video_index -> row in the arrays below
+    self._sums = np.zeros((0, num_classes), np.float64)
+    self._counts = np.zeros((0,), np.int64)
+    self._labels = []
+    self.num_views = 0
+
+  def _grow(self, n):
+    if n > self._sums.shape[0]:
+      new = max(n, 2 * self._sums.shape[0], 64)
+      self._sums = np.concatenate([self._sums, np.zeros((new - self._sums.shape[0],
+                                                         self.num_classes))])
+      self._counts = np.concatenate([self._counts, np.zeros((new - self._counts.shape[0],),
+                                                            np.int64)])
+
+  def add(self, probs, labels, video_index):
+    """Adds valid views: probs float [N, C], labels [N] or [N, C], video_index int [N]."""
+    rows = np.empty((len(video_index),), np.int64)
+    for i, (vid, label) in enumerate(zip(video_index.tolist(), labels)):
+      row = self._row_of.get(vid)
+      if row is None:
+        row = self._row_of[vid] = len(self._row_of)
+        self._labels.append(label)
+      elif not np.array_equal(self._labels[row], label):
+        raise ValueError(f'Eval batch gives video_index {vid} two different labels '
+                         f'({self._labels[row]} and {label}); video indices must be unique '
+                         'per video in the eval split.')
+      rows[i] = row
+    self._grow(len(self._row_of))
+    np.add.at(self._sums, rows, probs)
+    np.add.at(self._counts, rows, 1)
+    self.num_views += len(rows)
+
+  def result(self):
+    """(mean probabilities float [V, C], labels [V] or [V, C]) in first-seen video order."""
+    n = len(self._row_of)
+    probs = self._sums[:n] / np.maximum(self._counts[:n, None], 1)
+    if self.multi_label:
+      labels = np.asarray(self._labels, np.float32).reshape((n, self.num_classes))
+    else:
+      labels = np.asarray(self._labels, np.int64).reshape((n,))
+    return probs, labels
+
+
+class StreamQuality:
+  """Per-stream cosine similarity and R^2 of hallucinated vs target descriptors."""
+
+  def __init__(self):
+    self._cos_sum, self._count, self._r2 = {}, {}, {}
+
+  def add(self, stream, pred, target):
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    if pred.shape != target.shape:
+      raise ValueError(f'Stream {stream!r}: hallucinated shape {pred.shape} does not match the '
+                       f'target shape {target.shape} in the eval batch.')
+    if stream not in self._r2:
+      self._cos_sum[stream], self._count[stream] = 0.0, 0
+      self._r2[stream] = metrics.R2Accumulator(pred.shape[1])
+    self._cos_sum[stream] += float(metrics.cosine_similarity(pred, target).sum())
+    self._count[stream] += pred.shape[0]
+    self._r2[stream].update(pred, target)
+
+  def result(self):
+    return {s: {'cosine': self._cos_sum[s] / self._count[s], 'r2': self._r2[s].result(),
+                'num_clips': self._count[s]}
+            for s in sorted(self._r2) if self._count[s] > 0}
+
+
+def _to_numpy(tree):
+  if isinstance(tree, dict):
+    return {k: _to_numpy(v) for k, v in tree.items()}
+  return np.asarray(tree)  # also fetches jax arrays from the device
+
+
+def _add_quality(quality, hallucinated, batch, keep):
+  aux, aux_mask = batch.get('aux') or {}, batch.get('aux_mask') or {}
+  for stream, pred in hallucinated.items():
+    if stream not in aux or stream not in aux_mask:
+      continue  # no ground truth for this stream in the eval split
+    sel = keep & (np.asarray(aux_mask[stream]).reshape(-1) > 0)
+    if sel.any():
+      quality.add(stream, np.asarray(pred)[sel], np.asarray(aux[stream])[sel])
+
+
+def evaluate(predict_fn, eval_iter, num_classes, *, multi_label=False, class_names=None,
+             out_dir=None, step=None):
+  """Scores a model on a multi-view eval set; optionally writes JSON and a confusion PNG.
+
+  Args:
+    predict_fn: batch -> {'logits': [B, C], 'hallucinated': {stream: [B, dim]}} (jax or
+      numpy); it must use only batch['video'].
+    eval_iter: iterable of batches with 'video', 'label' (int [B] or multi-hot [B, C]),
+      'valid' [B] (0 = padding or failed decode), 'video_index' [B], optionally 'aux' and
+      'aux_mask' {stream: ...}.
+    num_classes: C.
+    multi_label: sigmoid scores + mAP instead of softmax + confusion matrix.
+    class_names: optional list of C names for the JSON and the PNG axes.
+    out_dir: where to write results; None writes nothing.
+    step: training step, used in the file names ('final' when None).
+
+  Returns:
+    Dict with top1, top5, mean_class_accuracy (single-label), mAP (multi-label), num_videos,
+    num_views, num_invalid_views, per-class scores, 'hallucination' {stream: {cosine, r2,
+    num_clips}} and eval_seconds.
+  """
+  start = time.time()
+  videos = VideoAggregator(num_classes, multi_label)
+  quality = StreamQuality()
+  num_invalid = 0
+  for batch in eval_iter:
+    out = _to_numpy(predict_fn(batch))
+    logits = np.asarray(out['logits'], np.float64)
+    if logits.ndim != 2 or logits.shape[1] != num_classes:
+      raise ValueError(f'predict_fn returned logits of shape {logits.shape}; expected '
+                       f'[batch, {num_classes}].')
+    keep = np.asarray(batch['valid']).reshape(-1) > 0
+    num_invalid += int((~keep).sum())
+    probs = _sigmoid(logits) if multi_label else _softmax(logits)
+    labels = np.asarray(batch['label'])
+    videos.add(probs[keep], labels[keep], np.asarray(batch['video_index']).reshape(-1)[keep])
+    _add_quality(quality, out.get('hallucinated') or {}, batch, keep)
+
+  probs, labels = videos.result()
+  names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
+  result = {'step': step, 'num_videos': int(len(labels)), 'num_views': videos.num_views,
+            'num_invalid_views': num_invalid, 'multi_label': multi_label,
+            'top1': metrics.topk_accuracy(probs, labels, 1),
+            'top5': metrics.topk_accuracy(probs, labels, 5)}
+  cm = None
+  if multi_label:
+    result['mAP'], ap = metrics.mean_average_precision(probs, labels)
+    result['per_class_ap'] = dict(zip(names, ap.tolist()))
+  else:
+    cm = metrics.confusion_matrix(labels, probs.argmax(axis=1), num_classes)
+    result['mean_class_accuracy'] = metrics.mean_class_accuracy(cm)
+    result['per_class_accuracy'] = dict(zip(names, metrics.per_class_accuracy(cm).tolist()))
+    if num_classes <= _MAX_JSON_CONFUSION:
+      result['confusion'] = cm.tolist()
+  result['hallucination'] = quality.result()
+  result['eval_seconds'] = time.time() - start
+  if not len(labels):
+    logging.warning('Evaluation saw no valid view (%d invalid); all metrics are 0.', num_invalid)
+  logging.info('Eval at step %s: top1 %.4f top5 %.4f over %d videos (%d views, %d invalid).',
+               step, result['top1'], result['top5'], result['num_videos'], result['num_views'],
+               num_invalid)
+  if out_dir:
+    write_results(result, out_dir, step, cm=cm, class_names=names)
+  return result
+
+
+def _json_safe(x):
+  """NaN/inf -> None so the file is strict JSON (readable by any parser)."""
+  if isinstance(x, dict):
+    return {str(k): _json_safe(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_json_safe(v) for v in x]
+  if isinstance(x, (float, np.floating)):
+    return float(x) if np.isfinite(x) else None
+  if isinstance(x, np.integer):
+    return int(x)
+  return x
+
+
+def _atomic_write_json(obj, path):
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(_json_safe(obj), f, indent=1, allow_nan=False)
+  os.replace(tmp, path)  # a reader (tables.py) never sees half a file
+
+
+def write_results(result, out_dir, step, cm=None, class_names=None):
+  """Writes eval_<step>.json, eval_latest.json and (given cm) confusion_<step>.png."""
+  os.makedirs(out_dir, exist_ok=True)
+  tag = 'final' if step is None else str(step)
+  _atomic_write_json(result, os.path.join(out_dir, f'eval_{tag}.json'))
+  _atomic_write_json(result, os.path.join(out_dir, 'eval_latest.json'))
+  if cm is not None:
+    plot_confusion(cm, class_names, os.path.join(out_dir, f'confusion_{tag}.png'),
+                   title=f'step {tag}: top-1 {result["top1"]:.3f}, '
+                   f'{result["num_videos"]} videos')
+
+
+def plot_confusion(cm, class_names, path, title=''):
+  """Row-normalised confusion matrix (recall per true class) with class names on the axes."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  cm = np.asarray(cm)
+  n = cm.shape[0]
+  norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+  size = min(4 + 0.35 * n, 30)
+  fig, ax = plt.subplots(figsize=(size + 1.5, size))
+  image = ax.imshow(norm, cmap='Blues', vmin=0, vmax=1)
+  fig.colorbar(image, ax=ax, fraction=0.046, label='fraction of true class')
+  if n <= _MAX_TICK_LABELS:
+    names = class_names or [str(i) for i in range(n)]
+    ax.set_xticks(range(n), names, rotation=90, fontsize=8)
+    ax.set_yticks(range(n), names, fontsize=8)
+  if n <= 20:  # counts stay legible only for small matrices
+    for i, j in zip(*np.nonzero(cm)):
+      ax.text(j, i, str(cm[i, j]), ha='center', va='center', fontsize=7,
+              color='white' if norm[i, j] > 0.5 else 'black')
+  ax.set_xlabel('predicted')
+  ax.set_ylabel('true')
+  ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
