@@ -1,0 +1,142 @@
+"""The multi-moment descriptor shared by ODF, SDF and the flow features (SPEC.md 3.7, 9.9).
+
+For N columns v_n in R^d (boxes of a video, or frames) the descriptor is, in float64,
+
+  psi = [ mu / ||mu|| ; u_1 ; ... ; u_n' ; k3 / k2^(3/2) ; k4 / k2^2 ; pad_d(lambda^2) / sum lambda^2 ]
+
+with mu the mean column, c_n = v_n - mu, u_i the top left singular vectors of the weighted centred
+matrix Y = [w_1 c_1, ..., w_N c_N] (singular values lambda), and k2, k3, k4 the per-dimension
+central moments mean_n(c^r). Its length is d * (4 + n').
+
+Following SPEC.md 3.7 literally, the weights enter only Y (and so the subspace and the eigenvalue
+block); mu and the central moments are plain means over the columns.
+
+Degenerate cases (SPEC.md 9.9):
+  * N == 0: all zeros; the caller masks the target (see `odf.odf_descriptor`).
+  * ||mu|| < eps: the mean block is zeros rather than a direction blown up from rounding noise.
+  * k2 < eps: skewness and kurtosis are 0 for that dimension. Elsewhere they are the exact ratios
+    (no "+ eps" in the denominator, which would break their invariance to scaling).
+  * singular directions with no variance (fewer independent columns than n', constant data) are
+    zero vectors, and so are their eigenvalues: a direction is kept when its weighted variance
+    lambda^2 / sum_n w_n^2 is >= eps and lambda is above the numerical-rank tolerance.
+Each kept u_i gets a canonical sign: its largest-magnitude entry is positive, so the regression
+target does not flip with the SVD's arbitrary sign.
+"""
+import numpy as np
+
+
+def multi_moment_dim(d, n_eig=3):
+  """Length of the descriptor of d-dimensional columns: d * (4 + n_eig)."""
+  return d * (4 + n_eig)
+
+
+def odf_frame_weights(frame_ids):
+  """Per-box weights 1 / (J * K_j), so every frame with detections has the same total weight.
+
+  Args:
+    frame_ids: int array [N], the frame of each box. J is the number of distinct frames present
+      (frames without boxes contribute nothing), K_j the number of boxes in frame j.
+
+  Returns:
+    float64 [N], summing to 1 (empty for N == 0).
+  """
+  frame_ids = np.asarray(frame_ids).reshape(-1)
+  if frame_ids.size == 0:
+    return np.zeros((0,), np.float64)
+  _, inverse, counts = np.unique(frame_ids, return_inverse=True, return_counts=True)
+  return 1.0 / (len(counts) * counts[inverse].astype(np.float64))
+
+
+def canonical_sign(vectors):
+  """Flips each row so that its largest-magnitude entry is positive (first one on ties).
+
+  Args:
+    vectors: [k, d].
+
+  Returns:
+    [k, d] with canonical signs; zero rows stay zero.
+  """
+  vectors = np.asarray(vectors, np.float64)
+  if vectors.size == 0:
+    return vectors
+  pivot = vectors[np.arange(vectors.shape[0]), np.argmax(np.abs(vectors), axis=1)]
+  return vectors * np.where(pivot < 0, -1.0, 1.0)[:, None]
+
+
+def _top_subspace(weighted, n_eig):
+  """Top singular directions of a d x N matrix.
+
+  With N > d the eigen-decomposition of the d x d Gram matrix is much cheaper than an SVD of the
+  wide matrix (N can reach 10^4 boxes); both give the same subspace and lambda^2, but the Gram
+  route resolves lambda only to ~sqrt(machine eps) relative, hence its looser rank tolerance.
+
+  Returns:
+    (lambda [min(d, N)] descending, vectors [min(d, N, n_eig), d], rank tolerance on lambda).
+  """
+  d, n = weighted.shape
+  tiny = np.finfo(np.float64).eps
+  if n > d:
+    eigval, eigvec = np.linalg.eigh(weighted @ weighted.T)
+    order = np.argsort(eigval)[::-1]
+    lam = np.sqrt(np.clip(eigval[order], 0.0, None))
+    return lam, eigvec[:, order[:n_eig]].T, lam[0] * np.sqrt(d * tiny) * 4.0
+  u, lam, _ = np.linalg.svd(weighted, full_matrices=False)
+  return lam, u[:, :n_eig].T, lam[0] * max(d, n) * tiny
+
+
+def multi_moment(columns, weights=None, n_eig=3, eps=1e-8):
+  """The multi-moment descriptor of N columns (see the module docstring).
+
+  Args:
+    columns: [N, d] array, one observation per row (a box, a frame).
+    weights: [N] non-negative column weights in Y (ODF: `odf_frame_weights`); None means 1 / N.
+    n_eig: n', the number of leading singular vectors kept.
+    eps: variance threshold for the degenerate cases.
+
+  Returns:
+    float64 [d * (4 + n_eig)].
+  """
+  columns = np.asarray(columns, np.float64)
+  if columns.ndim != 2:
+    raise ValueError(f'multi_moment expects columns [N, d], got shape {columns.shape}.')
+  num, d = columns.shape
+  if d == 0:
+    raise ValueError('multi_moment got zero-dimensional columns.')
+  if n_eig < 0:
+    raise ValueError(f'multi_moment needs n_eig >= 0, got {n_eig}.')
+  if not np.all(np.isfinite(columns)):
+    raise ValueError('multi_moment got non-finite column values.')
+  out = np.zeros((multi_moment_dim(d, n_eig),), np.float64)
+  if num == 0:
+    return out
+  if weights is None:
+    weights = np.full((num,), 1.0 / num)
+  weights = np.asarray(weights, np.float64).reshape(-1)
+  if weights.shape != (num,) or np.any(weights < 0) or not np.all(np.isfinite(weights)):
+    raise ValueError(f'multi_moment needs {num} finite non-negative weights, got {weights!r:.80}.')
+
+  mean = columns.mean(axis=0)
+  centred = columns - mean
+  k2 = np.mean(centred ** 2, axis=0)
+  k3 = np.mean(centred ** 3, axis=0)
+  k4 = np.mean(centred ** 4, axis=0)
+  has_var = k2 >= eps
+  safe_k2 = np.where(has_var, k2, 1.0)
+  skew = np.where(has_var, k3 / safe_k2 ** 1.5, 0.0)
+  kurt = np.where(has_var, k4 / safe_k2 ** 2, 0.0)
+
+  lam, vecs, rank_tol = _top_subspace((centred * weights[:, None]).T, n_eig)
+  sum_w2 = float(np.sum(weights ** 2))
+  keep = (lam > rank_tol) & (lam ** 2 >= eps * sum_w2) if sum_w2 > 0 else np.zeros_like(lam, bool)
+  lam2 = np.where(keep, lam ** 2, 0.0)
+  vecs = canonical_sign(vecs) * keep[:vecs.shape[0], None]
+
+  mean_norm = np.linalg.norm(mean)
+  out[:d] = mean / mean_norm if mean_norm >= eps else 0.0
+  out[d:d * (1 + vecs.shape[0])] = vecs.reshape(-1)
+  base = d * (1 + n_eig)
+  out[base:base + d] = skew
+  out[base + d:base + 2 * d] = kurt
+  if lam2.sum() > 0:
+    out[base + 2 * d:base + 2 * d + min(lam2.size, d)] = (lam2 / lam2.sum())[:d]
+  return out
