@@ -3,9 +3,10 @@ r"""Renders the paper-style ablation table (SPEC 8.3) from finished workdirs.
   python -m halluc_jax.tables --workdirs 'workdirs/rgb_only_s*,workdirs/hal_*' --out table.md
 
 Each workdir must hold `config.json` (written by the trainer) and `eval_latest.json` (written
-by `halluc_jax.evaluate`); wall time comes from `timing.json` when the trainer wrote one. Runs
-whose configs differ only in the seed are one row: top-1 is reported as mean +- sample std over
-seeds. A workdir without those files is skipped, logged and listed under the table.
+by `halluc_jax.evaluate`, under `eval/`); wall time comes from `timing.json` or the trainer's
+`summary.json` when they hold one of TIMING_KEYS. Runs whose configs differ only in the seed
+are one row: top-1 is reported as mean +- sample std over seeds. A workdir without those
+files is skipped, logged and listed under the table.
 """
 import glob
 import json
@@ -47,45 +48,64 @@ def _without_seeds(config):
 def describe_setting(config):
   """(streams, loss, covariance) of a run, read from its config dict.
 
-  The stream selection is `model.stream_groups` (a sequence of group names, empty = no
-  streams); no auxiliary targets (`data.aux_dir` empty) also means an RGB-only baseline.
+  Streams: `model.streams.use_groups` (group names), else `model.streams.use` (stream names),
+  else every stream of the manifest; no auxiliary targets (`data.aux_dir` empty) is the
+  RGB-only baseline. Loss: `loss.hallucination`; covariance: `model.cenet.structure`.
   """
-  groups = _get(config, ('model', 'stream_groups'))
-  aux_dir = _get(config, ('data', 'aux_dir'), '')
-  if not aux_dir or groups is not None and not list(groups):
+  if not _get(config, ('data', 'aux_dir'), ''):
     return 'RGB only (baseline)', '-', '-'
-  if groups is None:
-    streams = 'all streams'
-  else:
+  groups = list(_get(config, ('model', 'streams', 'use_groups')) or ())
+  names = list(_get(config, ('model', 'streams', 'use')) or ())
+  if groups:
     ordered = sorted(groups, key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else 99, g))
     streams = ' + '.join(g.upper() for g in ordered)
-  loss = str(_get(config, ('model', 'hal_loss'), 'mse'))
+  elif names:
+    streams = ' + '.join(sorted(names))
+  else:
+    streams = 'all streams'
+  loss = str(_get(config, ('loss', 'hallucination'), 'mse'))
   if loss == 'mse':
-    return streams, 'MSE', '-'
-  structure = _get(config, ('model', 'cenet', 'structure'), '?')
-  return streams, 'Uncert.', str(structure)
+    robust = _get(config, ('loss', 'robust'), 'none')
+    return streams, 'MSE' if robust in (None, 'none') else f'MSE ({robust})', '-'
+  return streams, 'Uncert.', str(_get(config, ('model', 'cenet', 'structure'), '?'))
+
+
+def _read_json(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def _wall_seconds(workdir):
+  """Training wall time from timing.json, else summary.json (the trainer's), else None."""
+  for name in ('timing.json', 'summary.json'):
+    path = os.path.join(workdir, name)
+    if os.path.isfile(path):
+      timing = _read_json(path)
+      for key in TIMING_KEYS:
+        if isinstance(timing.get(key), (int, float)):
+          return float(timing[key])
+  return None
 
 
 def load_run(workdir):
-  """{'workdir', 'config', 'eval', 'seconds'} of one finished run, or a reason string."""
-  paths = {name: os.path.join(workdir, name) for name in ('config.json', 'eval_latest.json')}
-  for path in paths.values():
-    if not os.path.isfile(path):
-      return f'{path} is missing'
+  """{'workdir', 'config', 'eval', 'seconds'} of one finished run, or a reason string.
+
+  The eval result is `<workdir>/eval/eval_latest.json` (where train.py points evaluate) or
+  `<workdir>/eval_latest.json`.
+  """
+  config_path = os.path.join(workdir, 'config.json')
+  eval_paths = [os.path.join(workdir, 'eval', 'eval_latest.json'),
+                os.path.join(workdir, 'eval_latest.json')]
+  if not os.path.isfile(config_path):
+    return f'{config_path} is missing'
+  eval_path = next((p for p in eval_paths if os.path.isfile(p)), None)
+  if eval_path is None:
+    return f'{eval_paths[0]} is missing'
   try:
-    with open(paths['config.json']) as f:
-      config = json.load(f)
-    with open(paths['eval_latest.json']) as f:
-      result = json.load(f)
+    return {'workdir': workdir, 'config': _read_json(config_path),
+            'eval': _read_json(eval_path), 'seconds': _wall_seconds(workdir)}
   except (OSError, ValueError) as e:
     return f'unreadable JSON in {workdir}: {e}'
-  seconds = None
-  timing_path = os.path.join(workdir, 'timing.json')
-  if os.path.isfile(timing_path):
-    with open(timing_path) as f:
-      timing = json.load(f)
-    seconds = next((float(timing[k]) for k in TIMING_KEYS if timing.get(k) is not None), None)
-  return {'workdir': workdir, 'config': config, 'eval': result, 'seconds': seconds}
 
 
 def group_runs(runs):

@@ -11,23 +11,23 @@ from halluc_jax import tables
 
 
 def _config(name, seed, groups=None, loss='mse', structure='grouped', aux_dir='data/t'):
-  model = {'hal_loss': loss, 'cenet': {'structure': structure}}
-  if groups is not None:
-    model['stream_groups'] = list(groups)
+  """The config.json keys tables.py reads, as configs/default.py + the ablations name them."""
+  streams = {'use': [], 'use_groups': list(groups or ())}
   return {'name': name, 'seed': seed, 'data': {'aux_dir': aux_dir, 'shuffle_seed': seed},
-          'model': model}
+          'model': {'streams': streams, 'cenet': {'structure': structure}},
+          'loss': {'hallucination': loss, 'robust': 'none'}}
 
 
 def _workdir(root, dirname, config, top1, seconds=None, r2=0.5):
   path = root / dirname
-  path.mkdir()
+  (path / 'eval').mkdir(parents=True)
   (path / 'config.json').write_text(json.dumps(config))
-  (path / 'eval_latest.json').write_text(json.dumps({
+  (path / 'eval' / 'eval_latest.json').write_text(json.dumps({
       'top1': top1, 'top5': 0.9, 'mean_class_accuracy': top1 - 0.01,
       'hallucination': {} if r2 is None else {'odf': {'cosine': 0.8, 'r2': r2},
                                               'sdf': {'cosine': 0.7, 'r2': None}}}))
   if seconds is not None:
-    (path / 'timing.json').write_text(json.dumps({'train_seconds': seconds}))
+    (path / 'summary.json').write_text(json.dumps({'step': 10, 'train_seconds': seconds}))
   return str(path)
 
 

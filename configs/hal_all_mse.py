@@ -1,0 +1,25 @@
+"""All streams (OFF + ODF + SDF), plain MSE hallucination loss (SPEC 3.8).
+
+Ablation on the embedded dataset, in the spirit of the "+ODF+SDF MSE" columns of SPEC 8.3 Tables
+4-5.
+Overrides of configs/default.py only; everything else (data, backbone, schedule) is shared by
+the whole ablation so the rows differ in exactly what the row names.
+
+Run (from the repository root; one workdir per seed):
+  python -m halluc_jax.main --config configs/hal_all_mse.py \
+      --workdir workdirs/hal_all_mse_s0 --config.seed=0
+Table of all finished ablation runs:
+  python -m halluc_jax.tables --workdirs 'workdirs/rgb_only_s*,workdirs/hal_*' --out table.md
+
+Result: not yet measured.
+"""
+from configs import default
+
+
+def get_config():
+  """Returns the ConfigDict of this ablation row."""
+  c = default.get_config()
+  c.name = 'hal_all_mse'  # the row label of halluc_jax.tables
+  c.model.streams.use_groups = ('off', 'odf', 'sdf')
+  c.loss.hallucination = 'mse'
+  return c

@@ -1,0 +1,26 @@
+"""All streams, uncertainty loss with grouped Cholesky blocks (SPEC 3.10, 9.1).
+
+Ablation on the embedded dataset, in the spirit of the "Uncert." columns of SPEC 8.3 (the
+paper's sparse Cholesky, grouped-blocks reading).
+Overrides of configs/default.py only; everything else (data, backbone, schedule) is shared by
+the whole ablation so the rows differ in exactly what the row names.
+
+Run (from the repository root; one workdir per seed):
+  python -m halluc_jax.main --config configs/hal_all_unc_grouped.py \
+      --workdir workdirs/hal_all_unc_grouped_s0 --config.seed=0
+Table of all finished ablation runs:
+  python -m halluc_jax.tables --workdirs 'workdirs/rgb_only_s*,workdirs/hal_*' --out table.md
+
+Result: not yet measured.
+"""
+from configs import default
+
+
+def get_config():
+  """Returns the ConfigDict of this ablation row."""
+  c = default.get_config()
+  c.name = 'hal_all_unc_grouped'  # the row label of halluc_jax.tables
+  c.model.streams.use_groups = ('off', 'odf', 'sdf')
+  c.loss.hallucination = 'uncertainty'
+  c.model.cenet.structure = 'grouped'
+  return c

@@ -1,0 +1,28 @@
+"""RGB-only baseline: the backbone + HAF + PredNet, no hallucination streams.
+
+Ablation on the embedded dataset, in the spirit of the "-" (plain backbone) row of the paper's
+tables (SPEC 8.3).
+Overrides of configs/default.py only; everything else (data, backbone, schedule) is shared by
+the whole ablation so the rows differ in exactly what the row names.
+
+Run (from the repository root; one workdir per seed):
+  python -m halluc_jax.main --config configs/rgb_only.py \
+      --workdir workdirs/rgb_only_s0 --config.seed=0
+Table of all finished ablation runs:
+  python -m halluc_jax.tables --workdirs 'workdirs/rgb_only_s*,workdirs/hal_*' --out table.md
+
+Result: not yet measured.
+"""
+from configs import default
+
+
+def get_config():
+  """Returns the ConfigDict of this ablation row."""
+  c = default.get_config()
+  c.name = 'rgb_only'  # the row label of halluc_jax.tables
+  c.data.aux_dir = ''  # no auxiliary targets: the model has no hallucination streams
+  # Only the classification loss is left; one joint update per step instead of an empty
+  # hallucination pass followed by the classification pass (same objective, half the compute).
+  c.loss.update_scheme = 'joint'
+  c.loss.hallucination = 'mse'  # unused without streams; stated so the table reads '-'
+  return c

@@ -1,0 +1,70 @@
+"""The ablation configs: load, override only known keys, and name the intended table row."""
+import importlib.util
+import os
+
+import pytest
+
+from halluc_jax import tables
+from halluc_jax.data import aux_targets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPECTED_ROWS = {
+    'rgb_only': ('RGB only (baseline)', '-', '-'),
+    'hal_odf': ('ODF', 'MSE', '-'),
+    'hal_sdf': ('SDF', 'MSE', '-'),
+    'hal_off': ('OFF', 'MSE', '-'),
+    'hal_all_mse': ('OFF + ODF + SDF', 'MSE', '-'),
+    'hal_all_unc_diag': ('OFF + ODF + SDF', 'Uncert.', 'diag'),
+    'hal_all_unc_grouped': ('OFF + ODF + SDF', 'Uncert.', 'grouped'),
+}
+# Keys the ablations add on top of configs/default.py (see the report of issue 5 item 7).
+ADDED_KEYS = {'name', 'model.streams.use_groups'}
+
+
+def load_config(name):
+  spec = importlib.util.spec_from_file_location(f'cfg_{name}',
+                                                os.path.join(ROOT, 'configs', f'{name}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def _flat(tree, prefix=''):
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict) and v:
+      out.update(_flat(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+@pytest.mark.parametrize('name', sorted(EXPECTED_ROWS))
+def test_config_is_default_plus_its_row(name):
+  config = load_config(name).to_dict()
+  default = _flat(load_config('default').to_dict())
+  flat = _flat(config)
+  assert config['name'] == name
+  unknown = set(flat) - set(default) - ADDED_KEYS
+  assert not unknown, f'configs/{name}.py sets keys absent from default.py: {unknown}'
+  changed = {k for k in flat if k in default and flat[k] != default[k]}
+  assert changed <= {'data.aux_dir', 'loss.hallucination', 'loss.update_scheme',
+                     'model.cenet.structure'}, changed
+  assert tables.describe_setting(config) == EXPECTED_ROWS[name]
+  with open(os.path.join(ROOT, 'configs', f'{name}.py')) as f:
+    source = f.read()
+  assert 'Result: not yet measured' in source and f'--config configs/{name}.py' in source
+
+
+@pytest.mark.xfail(strict=True, reason='train.stream_info reads every manifest stream and '
+                   'ignores config.model.streams.use / use_groups (owner: trainer + model '
+                   'helpers; see the report). Remove this mark once group selection lands.')
+def test_trainer_selects_streams_by_group(tmp_path):
+  from halluc_jax import train  # pylint: disable=g-import-not-at-top
+  manifest = {'streams': {'det_a': {'dim': 4, 'group': 'odf'}, 'det_b': {'dim': 4, 'group': 'odf'},
+                          'sal': {'dim': 4, 'group': 'sdf'}, 'flow': {'dim': 4, 'group': 'off'}}}
+  aux_targets.write_targets(str(tmp_path), [], manifest)
+  config = load_config('hal_odf')
+  config.data.aux_dir = str(tmp_path)
+  dims, _ = train.stream_info(config)
+  assert sorted(dims) == ['det_a', 'det_b']
