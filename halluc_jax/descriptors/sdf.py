@@ -46,15 +46,22 @@ def _resize(image, size):
                     interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
+def image_gradients(image):
+  """float32 (gx, gy) with the [-1, 0, 1] kernel and its transpose; borders edge-replicated.
+
+  x runs along columns (rightwards), y along rows (downwards), as in image coordinates.
+  """
+  padded = np.pad(np.asarray(image, np.float32), 1, mode='edge')
+  return padded[1:-1, 2:] - padded[1:-1, :-2], padded[2:, 1:-1] - padded[:-2, 1:-1]
+
+
 def gradient_histogram(saliency, num_orient=12, num_spatial=5, sigma=0.5):
   """The un-normalised spatio-angular gradient histogram [num_orient * num_spatial^2], float64.
 
   The per-pixel work runs in float32 (4x faster than float64 for the 10^5 x 12 orientation
   embedding; the histogram is l2-normalised afterwards, so 1e-7 relative error is immaterial).
   """
-  padded = np.pad(np.asarray(saliency, np.float32), 1, mode='edge')
-  gx = padded[1:-1, 2:] - padded[1:-1, :-2]
-  gy = padded[2:, 1:-1] - padded[:-2, 1:-1]
+  gx, gy = image_gradients(saliency)
   amplitude = np.sqrt(gx * gx + gy * gy)
   turn = np.arctan2(gy, gx) * np.float32(0.5 / np.pi)  # orientation / 2 pi, in [-1/2, 1/2]
   orient = rbf_embed(turn, num_orient, sigma, circular=True)  # [H, W, O]; periodic in turn
