@@ -160,6 +160,16 @@ def test_identical_columns_have_no_subspace(num):
     assert not parts[name].any(), name
 
 
+@pytest.mark.parametrize('num', [4, 400])  # SVD route (N <= d) and Gram route (N > d)
+def test_rank_one_data_keeps_one_direction(num):
+  direction = np.array([0.3, -0.1, 0.7, 0.2, 0.1, 0.6])
+  cols = 0.37 + np.outer(np.resize([0.1, 0.9, 0.4, 0.3], num), direction)
+  parts = split(moments.multi_moment(cols), 6)
+  np.testing.assert_allclose(parts['eig_vecs'][0], direction / np.linalg.norm(direction))
+  assert not parts['eig_vecs'][1:].any()
+  np.testing.assert_allclose(parts['eig_vals'], [1, 0, 0, 0, 0, 0], atol=1e-15)
+
+
 def test_all_zero_columns_give_zeros():
   assert not moments.multi_moment(np.zeros((6, 4))).any()
 

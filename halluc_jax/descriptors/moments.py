@@ -79,7 +79,7 @@ def _top_subspace(weighted, n_eig):
     eigval, eigvec = np.linalg.eigh(weighted @ weighted.T)
     order = np.argsort(eigval)[::-1]
     lam = np.sqrt(np.clip(eigval[order], 0.0, None))
-    return lam, eigvec[:, order[:n_eig]].T, lam[0] * np.sqrt(d * tiny) * 4.0
+    return lam, eigvec[:, order[:n_eig]].T, lam[0] * np.sqrt(n * tiny) * 4.0
   u, lam, _ = np.linalg.svd(weighted, full_matrices=False)
   return lam, u[:, :n_eig].T, lam[0] * max(d, n) * tiny
 
