@@ -1,0 +1,125 @@
+"""Uncertainty ("robust") hallucination loss, SPEC.md 3.10: r^T Omega r - kappa log|Omega|.
+
+Omega = w w^T is the precision of the residual r, w lower triangular with w_ii = exp(l_ii). Then
+r^T Omega r = ||w^T r||^2 and log|Omega| = 2 sum_i l_ii, so Omega is never formed. Structures of w
+(the CENet output, as a dict of free entries):
+
+  diag          {'log_diag': [B, d']}                       heteroscedastic, per dimension
+  grouped       {'log_diag': [B, m, d*], 'off_diag': [B, m, d*(d*-1)/2]}
+                one full d* x d* block per sketch coordinate k across the d* streams (SPEC 9.1)
+  single_block  {'log_diag': [B, m, d*], 'off_diag': [B, d*(d*-1)/2]}   one block shared by all k
+  dense         {'log_diag': [B, d'], 'off_diag': [B, d'(d'-1)/2]}      full w, small d' only
+
+The residual comes in the same layout: [B, d'] (streams concatenated in sorted-name order) for
+diag/dense, [B, m, d*] (coordinate k of every stream, streams zero-padded to m = max dim) for the
+block structures. A coordinate mask (0 = missing stream or padding) removes the coordinate's row
+and column from w: the loss is then that of the observed coordinates under the sub-factor, which
+is a valid precision Cholesky factor, so a masked stream contributes exactly nothing.
+"""
+import numpy as np
+import jax.numpy as jnp
+
+STRUCTURES = ('diag', 'grouped', 'single_block', 'dense')
+DENSE_MAX_DIM = 2048  # d'(d'-1)/2 CENet outputs: beyond this the dense factor is impractical
+
+
+def _check_structure(structure):
+  if structure not in STRUCTURES:
+    raise ValueError(f'Unknown covariance structure {structure!r}; expected one of {STRUCTURES}.')
+
+
+def factor_shapes(structure, dims):
+  """Shapes (without batch) of the free entries of w for streams of the given dims.
+
+  Args:
+    structure: one of STRUCTURES.
+    dims: sequence of stream dims, in sorted-name order.
+
+  Returns:
+    dict key -> shape tuple.
+  """
+  _check_structure(structure)
+  dims = [int(d) for d in dims]
+  if not dims:
+    raise ValueError('The uncertainty loss needs at least one auxiliary stream.')
+  total, groups, block = sum(dims), max(dims), len(dims)
+  if structure == 'diag':
+    return {'log_diag': (total,)}
+  if structure == 'dense':
+    if total > DENSE_MAX_DIM:
+      raise ValueError(f"Structure 'dense' needs {total * (total - 1) // 2} CENet outputs for "
+                       f"d'={total} > {DENSE_MAX_DIM}; use 'grouped' or 'diag'.")
+    return {'log_diag': (total,), 'off_diag': (total * (total - 1) // 2,)}
+  off = (block * (block - 1) // 2,)
+  return {'log_diag': (groups, block),
+          'off_diag': (groups,) + off if structure == 'grouped' else off}
+
+
+def to_layout(by_stream, structure):
+  """Arranges a dict name -> [B, m_i] (residuals or masks) in the structure's layout.
+
+  Returns [B, d'] for diag/dense, [B, max m_i, d*] (zero padded) for grouped/single_block.
+  """
+  _check_structure(structure)
+  names = sorted(by_stream)
+  if structure in ('diag', 'dense'):
+    return jnp.concatenate([by_stream[n] for n in names], axis=-1)
+  groups = max(by_stream[n].shape[-1] for n in names)
+  padded = [jnp.pad(by_stream[n], [(0, 0)] * (by_stream[n].ndim - 1)
+                    + [(0, groups - by_stream[n].shape[-1])]) for n in names]
+  return jnp.stack(padded, axis=-1)
+
+
+def lower_factor(log_diag, off_diag, mask=None):
+  """Builds w (lower triangular, [..., n, n]) from its log-diagonal [..., n] and strict lower part.
+
+  Entries in a masked row or column are replaced by those of the identity.
+  """
+  n = log_diag.shape[-1]
+  rows, cols = np.tril_indices(n, -1)
+  lead = jnp.broadcast_shapes(log_diag.shape[:-1], off_diag.shape[:-1])
+  w = jnp.zeros(lead + (n, n), log_diag.dtype).at[..., rows, cols].set(
+      jnp.broadcast_to(off_diag, lead + off_diag.shape[-1:]))
+  if mask is not None:
+    w = w * (mask[..., :, None] * mask[..., None, :])
+    log_diag = log_diag * mask
+  return w + jnp.exp(log_diag)[..., None] * jnp.eye(n, dtype=log_diag.dtype)
+
+
+def uncertainty_terms(residual, cholesky, structure, mask=None):
+  """Per-sample quadratic term r^T Omega r and log|Omega|, each [B].
+
+  Args:
+    residual: prediction - target in the structure's layout (see module docstring).
+    cholesky: dict of free entries of w for `structure`.
+    structure: one of STRUCTURES.
+    mask: optional 0/1 array shaped like `residual`; 0 drops the coordinate.
+
+  Returns:
+    (quadratic [B], log_det [B]).
+  """
+  _check_structure(structure)
+  log_diag = cholesky['log_diag']
+  if log_diag.shape != residual.shape:
+    raise ValueError(f"cholesky['log_diag'] {log_diag.shape} does not match the residual "
+                     f'{residual.shape} for structure {structure!r}.')
+  if mask is None:
+    mask = jnp.ones_like(residual)
+  mask = mask.astype(residual.dtype)
+  r = residual * mask
+  sum_axes = tuple(range(1, residual.ndim))
+  log_det = 2.0 * jnp.sum(log_diag * mask, axis=sum_axes)
+  if structure == 'diag':
+    return jnp.sum(jnp.exp(2.0 * log_diag) * r * r * mask, axis=sum_axes), log_det
+  off = cholesky['off_diag']
+  if structure == 'single_block':
+    off = off[:, None, :]  # one block shared by all sketch coordinates
+  w = lower_factor(log_diag, off, mask)
+  wt_r = jnp.einsum('...ij,...i->...j', w, r)  # w^T r, per block
+  return jnp.sum(wt_r * wt_r, axis=sum_axes), log_det
+
+
+def uncertainty_loss(residual, cholesky, structure, kappa=1.0, mask=None):
+  """Per-sample uncertainty loss r^T Omega r - kappa log|Omega| (Eq. U2), shape [B]."""
+  quadratic, log_det = uncertainty_terms(residual, cholesky, structure, mask)
+  return quadratic - kappa * log_det
