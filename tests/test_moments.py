@@ -1,4 +1,4 @@
-"""Multi-moment descriptor (SPEC.md 3.7, 9.9) against a plain re-implementation, plus invariances."""
+"""Multi-moment descriptor (SPEC.md 3.7, 9.9) vs a plain re-implementation, plus invariances."""
 import numpy as np
 import pytest
 
