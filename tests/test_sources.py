@@ -1,0 +1,266 @@
+"""Detectors, saliency models and external imports on real frames of the tiny dataset."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from halluc_jax.data import video
+from halluc_jax.descriptors import odf
+from halluc_jax.descriptors.sources import LABEL_INDEX, LABEL_SPACE, detectors, external, saliency
+from halluc_jax.descriptors.sources import shapes
+
+
+def _videos(root, split='train'):
+  with open(os.path.join(root, 'metadata.jsonl')) as f:
+    metas = [json.loads(line) for line in f]
+  return [m for m in metas if split is None or m['split'] == split]
+
+
+def _frames(root, meta, count=8):
+  indices = np.unique(np.linspace(0, meta['num_frames'] - 1, count).round().astype(int))
+  return indices, video.read_frames(os.path.join(root, meta['path']), indices)
+
+
+def _check_detections(dets, indices, allowed_ids, max_boxes, threshold):
+  assert len(dets.boxes) == len(dets.scores) == len(dets.class_ids) == len(dets.frame_index)
+  if not len(dets):
+    return
+  boxes = np.asarray(dets.boxes)
+  assert boxes.min() >= 0 and boxes.max() <= 1
+  assert np.all(boxes[:, 2] >= boxes[:, 0]) and np.all(boxes[:, 3] >= boxes[:, 1])
+  assert np.all(dets.scores >= threshold) and np.all(dets.scores <= 1)
+  assert set(np.asarray(dets.class_ids).tolist()) <= set(allowed_ids)
+  assert set(np.asarray(dets.frame_index).tolist()) <= set(indices.tolist())
+  assert np.bincount(dets.frame_index).max() <= max_boxes
+  if dets.class_scores is not None:
+    np.testing.assert_allclose(dets.class_scores.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def _iou(a, b):
+  inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+  union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+  return inter / max(union, 1e-9)
+
+
+def test_shape_detector_finds_the_actors(tiny_dataset):
+  det = detectors.build_detector('shape')
+  hits = total = 0
+  for meta in _videos(tiny_dataset, split=None):  # 24 clips, ~280 actor boxes
+    indices, frames = _frames(tiny_dataset, meta)
+    dets = det(frames, indices)
+    shape_ids = [LABEL_INDEX[n] for n in ('circle', 'triangle', 'quadrilateral', 'polygon',
+                                          'star', 'other_shape')]
+    _check_detections(dets, indices, shape_ids, 20, 0.3)
+    side = meta['size']
+    for t in indices:
+      found = [(b[1] * side, b[0] * side, b[3] * side, b[2] * side)
+               for b in dets.boxes[dets.frame_index == t]]
+      for obj in meta['objects']:
+        box = obj['boxes'][t]
+        if obj['role'] == 'actor' and box is not None:
+          total += 1
+          hits += any(_iou(f, box) >= 0.3 for f in found)
+  assert total > 200
+  assert hits / total >= 0.6, f'actor found on {hits}/{total} frames'  # measured 0.74 (48 px)
+
+
+def test_shape_classes_of_clean_drawings():
+  frame = np.full((96, 96, 3), 128, np.uint8)
+  cv2.circle(frame, (25, 25), 14, (255, 0, 0), -1)
+  cv2.fillPoly(frame, [np.array([[60, 10], [90, 40], [60, 40]], np.int32)], (0, 255, 0))
+  cv2.rectangle(frame, (10, 60), (40, 88), (0, 0, 255), -1)
+  dets = shapes.ShapeDetector(segmentation='edges')(frame[None], [0])
+  names = sorted(LABEL_SPACE[i] for i in dets.class_ids)
+  assert names == ['circle', 'quadrilateral', 'triangle']
+
+
+def test_hog_boxes_are_people_shaped(tiny_dataset):
+  meta = _videos(tiny_dataset)[0]
+  indices, frames = _frames(tiny_dataset, meta, 3)
+  det = detectors.build_detector('hog', hit_threshold=-2.0, score_threshold=0.0, max_boxes=5)
+  dets = det(frames, indices)
+  _check_detections(dets, indices, [LABEL_INDEX['person']], 5, 0.0)
+  assert len(dets) > 0  # a negative SVM threshold forces hits on clutter
+  heights = (dets.boxes[:, 2] - dets.boxes[:, 0]) * frames.shape[1]
+  widths = (dets.boxes[:, 3] - dets.boxes[:, 1]) * frames.shape[2]
+  uncropped = (dets.boxes[:, 0] > 0) & (dets.boxes[:, 2] < 1)
+  np.testing.assert_allclose(heights[uncropped] / widths[uncropped], 2.0, rtol=0.1)  # 64x128
+
+
+def test_haar_loads_three_cascades_and_scales_boxes(tiny_dataset):
+  meta = _videos(tiny_dataset)[1]
+  indices, frames = _frames(tiny_dataset, meta, 4)
+  det = detectors.build_detector('haar', min_neighbors=0, score_threshold=0.0)
+  assert set(det.paths) == {'face', 'upper_body', 'full_body'}
+  dets = det(frames, indices)
+  ids = [LABEL_INDEX[n] for n in ('face', 'upper_body', 'full_body')]
+  _check_detections(dets, indices, ids, 20, 0.0)
+  faces = dets.class_ids == LABEL_INDEX['face']
+  if faces.any():  # the face cascade's window is square
+    h = (dets.boxes[faces, 2] - dets.boxes[faces, 0]) * frames.shape[1]
+    w = (dets.boxes[faces, 3] - dets.boxes[faces, 1]) * frames.shape[2]
+    np.testing.assert_allclose(h, w, atol=1.5)
+
+
+def test_mser_blobs(tiny_dataset):
+  meta = _videos(tiny_dataset)[2]
+  indices, frames = _frames(tiny_dataset, meta, 4)
+  dets = detectors.build_detector('mser')(frames, indices)
+  _check_detections(dets, indices, [LABEL_INDEX['blob']], 20, 0.3)
+  assert len(dets) > 0
+
+
+def test_bad_frames_are_refused():
+  with pytest.raises(ValueError, match='uint8 frames'):
+    detectors.build_detector('mser')(np.zeros((2, 8, 8, 3), np.float32), [0, 1])
+  with pytest.raises(ValueError, match='Unknown detector'):
+    detectors.build_detector('yolo')
+
+
+@pytest.mark.parametrize('kind', ['spectral', 'fine_grained'])
+def test_static_saliency_maps(tiny_dataset, kind):
+  meta = _videos(tiny_dataset)[0]
+  _, frames = _frames(tiny_dataset, meta, 5)
+  maps = saliency.build_saliency(kind)(frames)
+  assert maps.shape == frames.shape[:3] and maps.dtype == np.float32
+  assert maps.min() >= 0 and np.allclose(maps.max(axis=(1, 2)), 1.0)
+  assert np.std(maps) > 0.01
+
+
+def test_motion_saliency_highlights_moving_actors(tiny_dataset):
+  inside, outside = [], []
+  for meta in _videos(tiny_dataset)[:6]:
+    path = os.path.join(tiny_dataset, meta['path'])
+    frames = video.read_frames(path, np.arange(meta['num_frames']))
+    wanted = np.arange(4, meta['num_frames'], 3)
+    chunks = [(0, frames[:7]), (7, frames[7:])]  # consecutive chunks, as extraction feeds them
+    maps = saliency.build_saliency('motion')(chunks, wanted)
+    assert maps.shape == (len(wanted),) + frames.shape[1:3]
+    assert maps.min() >= 0 and maps.max() <= 1
+    for m, t in zip(maps, wanted):
+      mask = np.zeros(m.shape, bool)
+      for obj in meta['objects']:
+        if obj['role'] == 'actor' and obj['boxes'][t] is not None:
+          x0, y0, x1, y1 = (int(round(v)) for v in obj['boxes'][t])
+          mask[y0:y1, x0:x1] = True
+      if mask.any() and (~mask).any():
+        inside.append(m[mask].mean())
+        outside.append(m[~mask].mean())
+  assert np.mean(inside) > 1.5 * np.mean(outside)
+
+
+def _example_dets():
+  return odf.Detections(
+      frame_index=np.array([0, 0, 7]), boxes=np.array([[.1, .2, .5, .6], [0, 0, 1, 1],
+                                                       [.3, .3, .4, .45]]),
+      scores=np.array([.9, .5, .75]), class_ids=np.array([1, 170, 3]),
+      class_scores=np.array([[.5, .5, 0], [0, 0, 1], [.2, .3, .5]]))
+
+
+def _assert_same(a, b):
+  for field in ('frame_index', 'boxes', 'scores', 'class_ids'):
+    np.testing.assert_allclose(getattr(a, field), getattr(b, field))
+  if a.class_scores is not None:
+    np.testing.assert_allclose(a.class_scores, b.class_scores)
+
+
+@pytest.mark.parametrize('layout', ['dir', 'jsonl', 'json_list', 'csv'])
+def test_external_detections_round_trip(tmp_path, layout):
+  dets, other = _example_dets(), _example_dets()
+  objs = [external.detections_to_json('train/v1', 10, dets, 'frcnn'),
+          external.detections_to_json('v2', 20, other, 'frcnn')]
+  class_dim = 3
+  if layout == 'dir':
+    path = tmp_path / 'dets'
+    (path / 'train').mkdir(parents=True)
+    (path / 'train' / 'v1.json').write_text(json.dumps(objs[0]))
+    (path / 'v2.json').write_text(json.dumps(objs[1]))
+  elif layout == 'jsonl':
+    path = tmp_path / 'dets.jsonl'
+    path.write_text('\n'.join(json.dumps(o) for o in objs))
+  elif layout == 'json_list':
+    path = tmp_path / 'dets.json'
+    path.write_text(json.dumps(objs))
+  else:
+    path, class_dim = tmp_path / 'dets.csv', 0
+    rows = [','.join(external.CSV_COLUMNS)]
+    for o in objs:
+      for fr in o['frames']:
+        for box, cid, score in zip(fr['boxes'], fr['class_ids'], fr['scores']):
+          rows.append(','.join(str(v) for v in [o['video_id'], o['num_frames'], 'frcnn',
+                                                 fr['frame'], *box, cid, score]))
+    path.write_text('\n'.join(rows) + '\n')
+    dets = odf.Detections(dets.frame_index, dets.boxes, dets.scores, dets.class_ids)
+  source = external.ExternalDetections(str(path), label_space=171, class_score_dim=class_dim)
+  num_frames, got = source.get('train/v1')
+  assert num_frames == 10
+  _assert_same(dets, got)
+  assert source.get('v2')[0] == 20 and source.get('nope') is None
+  vec, present = odf.odf_descriptor(got, num_frames, 171, class_dim)
+  want, _ = odf.odf_descriptor(dets, 10, 171, class_dim)
+  assert present
+  np.testing.assert_allclose(vec, want)
+
+
+def test_external_detections_documented_example(tmp_path):
+  path = tmp_path / 'abc.json'
+  path.write_text('''{"video_id": "abc", "num_frames": 250, "detector": "faster_rcnn_nas_coco",
+    "frames": [{"frame": 0, "boxes": [[0.10, 0.20, 0.55, 0.60]], "class_ids": [1],
+                "scores": [0.93]}, {"frame": 3, "boxes": [], "class_ids": [], "scores": []}]}''')
+  num_frames, dets = external.ExternalDetections(str(path), label_space=171).get('abc')
+  assert num_frames == 250 and len(dets) == 1 and dets.class_ids.tolist() == [1]
+
+
+@pytest.mark.parametrize('mutate, message', [
+    (lambda o: o.pop('num_frames'), "missing key 'num_frames'"),
+    (lambda o: o['frames'][0].update(boxes=[[0.1, 0.2, 1.5, 0.6]] * 2), 'normalised'),
+    (lambda o: o['frames'][0].update(scores=[0.5]), '2 boxes but 2 "class_ids" and 1 "scores"'),
+    (lambda o: o['frames'][0].update(frame=99), 'not an int in'),
+    (lambda o: o['frames'][0].update(class_ids=[1, 400]), 'label space'),
+    (lambda o: o['frames'][0].update(class_scores=[[1, 0]]), 'class_scores'),
+])
+def test_malformed_external_detections(tmp_path, mutate, message):
+  obj = external.detections_to_json('v', 10, _example_dets())
+  mutate(obj)
+  path = tmp_path / 'dets.json'
+  path.write_text(json.dumps(obj))
+  with pytest.raises(external.ExternalFormatError, match='dets.json') as err:
+    external.ExternalDetections(str(path), label_space=171, class_score_dim=3).get('v')
+  assert message in str(err.value)
+
+
+def test_invalid_json_names_the_file(tmp_path):
+  path = tmp_path / 'broken.jsonl'
+  path.write_text('{"video_id": "v", ')
+  with pytest.raises(external.ExternalFormatError, match='broken.jsonl'):
+    external.ExternalDetections(str(path)).get('v')
+
+
+def test_external_saliency_npz_and_png_round_trip(tmp_path):
+  rng = np.random.default_rng(0)
+  maps = rng.uniform(0, 1, (12, 20, 30)).astype(np.float32)
+  np.savez(tmp_path / 'a.npz', saliency=maps, frames=np.arange(12))
+  folder = tmp_path / 'b'
+  folder.mkdir()
+  quantised = np.round(maps * 255).astype(np.uint8)
+  for j, m in enumerate(quantised):  # unpadded numbers: the order must be numeric, not lexical
+    cv2.imwrite(str(folder / f'frame_{j}.png'), m)
+  source = external.ExternalSaliency(str(tmp_path))
+  np.testing.assert_array_equal(source.get('a'), maps)
+  np.testing.assert_allclose(source.get('b'), quantised / 255.0, atol=1e-6)
+  assert source.get('c') is None
+
+
+def test_malformed_external_saliency(tmp_path):
+  np.savez(tmp_path / 'flat.npz', saliency=np.zeros((5, 5)))
+  np.savez(tmp_path / 'two.npz', a=np.zeros((1, 5, 5)), b=np.zeros((1, 5, 5)))
+  (tmp_path / 'junk.npz').write_text('not a zip')
+  np.savez(tmp_path / 'nan.npz', saliency=np.full((1, 4, 4), np.nan))
+  source = external.ExternalSaliency(str(tmp_path))
+  for vid, message in [('flat', r'\[J >= 1'), ('two', 'single array'), ('junk', 'readable'),
+                       ('nan', 'NaN')]:
+    with pytest.raises(external.ExternalFormatError, match=message) as err:
+      source.get(vid)
+    assert f'{vid}.npz' in str(err.value)
