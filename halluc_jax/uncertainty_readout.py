@@ -1,0 +1,59 @@
+"""Per-stream predicted uncertainty from CENet's precision Cholesky factor (SPEC 3.10).
+
+CENet predicts w with Omega = w w^T the precision of the hallucination residual. The predicted
+covariance is Sigma = Omega^-1 = w^-T w^-1, so Sigma_ii is the squared norm of column i of w^-1.
+A stream's uncertainty is the mean of Sigma_ii over its coordinates: the average predicted
+variance of its hallucinated descriptor (diag: exp(-2 l_ii); block structures: the diagonal of
+each block's inverse, which includes the variance explained by correlated streams).
+"""
+import numpy as np
+
+from halluc_jax import losses_uncertainty
+
+
+def _column_sq_norms_of_inverse(w):
+  """Sigma_ii = ||w^-1 e_i||^2 for lower-triangular w [..., n, n] -> [..., n] (float64)."""
+  w = np.asarray(w, np.float64)
+  return np.sum(np.linalg.inv(w) ** 2, axis=-2)
+
+
+def stream_variances(cholesky, structure, stream_dims):
+  """Mean predicted variance of each stream's hallucinated descriptor, per example.
+
+  Args:
+    cholesky: CENet's free entries for `structure` ({'log_diag', 'off_diag'} with a leading
+      batch dim; layout of `halluc_jax.losses_uncertainty`).
+    structure: 'diag', 'grouped', 'single_block' or 'dense'.
+    stream_dims: dict name -> dim of every stream CENet saw (the factor orders them by name).
+
+  Returns:
+    dict name -> float64 [B].
+  """
+  names = sorted(stream_dims)
+  dims = [int(stream_dims[n]) for n in names]
+  shapes = losses_uncertainty.factor_shapes(structure, dims)
+  log_diag = np.asarray(cholesky['log_diag'], np.float64)
+  if log_diag.shape[1:] != shapes['log_diag']:
+    raise ValueError(f"cholesky['log_diag'] has shape {log_diag.shape[1:]} per example; "
+                     f'structure {structure!r} over streams {dict(zip(names, dims))} needs '
+                     f"{shapes['log_diag']}.")
+  if structure in ('diag', 'dense'):
+    if structure == 'diag':
+      var = np.exp(-2.0 * log_diag)
+    else:
+      w = losses_uncertainty.lower_factor(log_diag.astype(np.float32),
+                                          np.asarray(cholesky['off_diag'], np.float32))
+      var = _column_sq_norms_of_inverse(w)
+    bounds = np.cumsum([0] + dims)
+    return {n: var[:, bounds[i]:bounds[i + 1]].mean(axis=1) for i, n in enumerate(names)}
+  # Block structures: block k couples coordinate k of every stream; shorter streams are
+  # zero-padded and their padded coordinates masked out of the factor, as in the loss.
+  groups = max(dims)
+  mask = (np.arange(groups)[:, None] < np.asarray(dims)[None, :]).astype(np.float32)
+  off = np.asarray(cholesky['off_diag'], np.float32)
+  if structure == 'single_block':
+    off = off[:, None, :]
+  # float32: jax without x64 would truncate float64 anyway; the inverse below is float64.
+  w = losses_uncertainty.lower_factor(log_diag.astype(np.float32), off, mask[None])
+  var = _column_sq_norms_of_inverse(w)  # [B, groups, d*]
+  return {n: var[:, :dims[i], i].mean(axis=1) for i, n in enumerate(names)}
