@@ -40,6 +40,7 @@ def get_config():
   c.data.eval_crops = 1
   c.data.num_workers = 2  # grain worker processes decoding videos (0 = in-process)
   c.data.prefetch_buffer = 2
+  c.data.read_threads = 1  # grain threads per process (decoding releases the GIL)
   c.data.aux_dir = 'data/synthetic_actions/targets'  # ArrayRecord targets ('' = none)
   c.data.shuffle_seed = 0
 
@@ -48,5 +49,125 @@ def get_config():
   c.synthetic.num_videos = 360
   c.synthetic.size = 96
   c.synthetic.seed = 0
+
+  # ---- Offline target extraction (halluc_jax/extract.py; `python -m halluc_jax.extract`). ----
+  c.extract = ml_collections.ConfigDict()
+  c.extract.streams = 'odf_shape,odf_hog,odf_haar,sdf_spectral,sdf_motion,off_hofmbh'  # to run
+  c.extract.split = 'train'  # 'train' (the paper: training videos only), 'all', or 'train,val'
+  c.extract.out_dir = ''  # '' = c.data.aux_dir
+  c.extract.frames_per_video = 32  # J, sampled uniformly (detectors, static saliency, flow)
+  c.extract.resize_short = 0  # decode at this short side (0 = native; e.g. 240 for real videos)
+  c.extract.num_workers = 2  # processes (0 = in-process)
+  c.extract.max_videos = 0  # 0 = all (debugging)
+  c.extract.records_per_shard = 1024
+  c.extract.progress = True  # tqdm bar with ETA
+  c.extract.n_eig = 3  # n' / n-dagger of the multi-moment descriptor (SPEC 3.7)
+  c.extract.odf_use_rbf = True  # 1214-style RBF box vectors (SPEC 9.7)
+  c.extract.stream = ml_collections.ConfigDict()
+  # name: (group, source, sketch seed, source params); sketch k of a stream uses seed + k.
+  det = {'score_threshold': 0.3, 'max_boxes': 20, 'crop_scores': True}  # SPEC 9.16
+  for name, group, source, seed, params in (
+      ('odf_shape', 'odf', 'shape', 11000, dict(det, segmentation='edges', min_side=128,
+                                                grad_threshold=12.0, min_area_frac=0.002)),
+      ('odf_hog', 'odf', 'hog', 12000, dict(det, min_side=192, hit_threshold=0.0, scale=1.1)),
+      ('odf_haar', 'odf', 'haar', 13000, dict(det, min_side=144, min_neighbors=3,
+                                              scale_factor=1.2)),
+      ('odf_mser', 'odf', 'mser', 14000, dict(det, delta=5)),
+      ('sdf_spectral', 'sdf', 'spectral', 21000, {}),
+      ('sdf_fine', 'sdf', 'fine_grained', 22000, {}),
+      ('sdf_motion', 'sdf', 'motion', 23000, {'warmup': 64}),
+      ('off_hofmbh', 'off', 'flow', 31000, {'method': 'dis', 'feature': 'hof_mbh'})):
+    c.extract.stream[name] = ml_collections.ConfigDict({
+        'group': group, 'source': source, 'params': params,
+        'd': 128, 'num_sketches': 1, 'seed': seed,  # K = 1 on CPU (paper: K = 8, SPEC 9.6)
+        'pn': 'sigme', 'pn_params': {'eta': 50.0, 'eps': 1e-6}})
+  # Paper-scale sources are imported (formats: halluc_jax/descriptors/sources/external.py), e.g.
+  #   c.extract.stream.odf_frcnn = ConfigDict({'group': 'odf', 'source': 'external_det',
+  #       'params': {'path': 'dets/frcnn.jsonl', 'label_space': 171, 'class_score_dim': 0}, ...})
+
+  # ---- Model (halluc_jax/models): ViViT backbone, hallucination streams, fusion, CENet. ----
+  c.model = ml_collections.ConfigDict()
+  c.model.dtype = 'float32'  # compute dtype ('bfloat16' on accelerators); params stay float32
+  c.model.backbone = ml_collections.ConfigDict()
+  c.model.backbone.variant = 'Ti/8x2'  # '<size>/<patch>x<tubelet>', decoded in models/variants.py
+  c.model.backbone.overrides = {'depth': 4}  # any ViTSize field; shallow for CPU
+  c.model.backbone.kind = 'spatio_temporal'  # or 'factorised' (ViViT model 2)
+  c.model.backbone.temporal_depth = 2  # temporal blocks of the factorised encoder
+  c.model.backbone.posemb = 'learned'  # or 'sincos' (VideoMAE's fixed table)
+  c.model.backbone.dropout = 0.0
+  c.model.backbone.stochastic_depth = 0.1
+  c.model.streams = ml_collections.ConfigDict()
+  c.model.streams.use = ()  # aux streams to hallucinate, () = every stream in the manifest
+  c.model.streams.dims = {}  # name -> dim when there is no manifest (data.aux_dir = '')
+  c.model.streams.groups = {}  # name -> group for weighted-mean fusion, e.g. det1 -> 'odf'
+  c.model.streams.sketch_dim = 64  # d per sketch (paper: 128-512)
+  c.model.streams.num_sketches = 1  # K sketches per stream (paper default 8, SPEC 9.6)
+  c.model.streams.haf_dim = 0  # 0 = K * d
+  c.model.streams.pn = 'asinhe'  # PN at the end of every head
+  c.model.streams.pn_params = {'gamma': 100.0}
+  c.model.fusion = ml_collections.ConfigDict()
+  c.model.fusion.mode = 'concat_sketch'  # or 'weighted_mean' (Eq. 21-22, group levels)
+  c.model.fusion.out_dim = 512  # d'_tot of P_tot (0 = no sketch)
+  c.model.fusion.seed = 2024  # seed of P_tot
+  c.model.fusion.beta = 0.0  # Eq. 22 sharpness (0 = equal weights)
+  c.model.fusion.rho = 0.1  # Eq. 22 floor
+  c.model.fusion.scores = {}  # name -> w'_i (e.g. probe accuracy); missing = 1
+  c.model.fusion.haf_score = 0.0  # 0 = paper's 1 / (|H*| + 1)
+  c.model.cenet = ml_collections.ConfigDict()
+  c.model.cenet.structure = 'grouped'  # 'diag' | 'grouped' | 'single_block' | 'dense'
+  c.model.cenet.hidden_dim = 256
+  c.model.cenet.stop_gradient = True  # CENet sees stop_gradient(psi~) (SPEC 9.3)
+  c.model.cenet.log_diag_clamp = 7.0
+
+  # ---- Losses (halluc_jax/losses.py) and update scheme. ----
+  c.loss = ml_collections.ConfigDict()
+  c.loss.hallucination = 'uncertainty'  # or 'mse' (SPEC 3.8)
+  c.loss.kappa = 1.0  # weight of -log|Omega| (1 = twice the Gaussian NLL)
+  c.loss.alpha = 1.0  # total = alpha * hallucination + classification
+  c.loss.label_smoothing = 0.0
+  c.loss.multi_label = False  # sigmoid BCE instead of softmax CE (Charades, MPII)
+  c.loss.update_scheme = 'alternating'  # paper's two passes per step, or 'joint'
+  c.loss.hal_pass_trains_backbone = True  # pass 1 also updates the backbone (co-supervision)
+  c.loss.robust = 'none'  # 'barron': NOT the paper's loss, an MSE ablation (SPEC 3.13)
+  c.loss.barron_alpha = 1.0
+  c.loss.barron_scale = 0.5
+
+  # ---- Training loop (halluc_jax/train.py). ----
+  c.train = ml_collections.ConfigDict()
+  c.train.num_epochs = 30.0
+  c.train.num_train_steps = -1  # > 0 overrides num_epochs
+  c.train.log_every = 10  # steps between metric writes / progress lines
+  c.train.eval_every = 0  # steps between evaluations; 0 = only at the end
+  c.train.checkpoint_every = 100  # steps; also at the end and on SIGTERM
+  c.train.nan_policy = 'stop'  # 'stop': NaN/inf loss ends the run; 'skip': drop that update
+
+  # ---- Optimiser (halluc_jax/optim.py); paper: Adam 1e-4 halved every 10 epochs. ----
+  c.optim = ml_collections.ConfigDict()
+  c.optim.optimizer = 'adamw'  # or 'adam' (the paper's)
+  c.optim.lr = 1e-4
+  c.optim.schedule = 'halve_every'  # 'halve_every' | 'cosine' | 'constant'
+  c.optim.halve_every_epochs = 10.0
+  c.optim.warmup_steps = 0
+  c.optim.final_lr_frac = 0.0  # cosine: end at lr * this
+  c.optim.weight_decay = 1e-4  # adamw only; matrices only, not biases/norm scales
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-8
+  c.optim.clip_norm = 1.0  # global-norm clipping; 0 = off
+  c.optim.backbone_lr_mult = 1.0  # 0 = frozen backbone; ~0.1 for a pretrained one (SPEC 9.4)
+
+  # ---- Mesh and sharding (halluc_jax/sharding.py). ----
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.shape = {'data': -1, 'fsdp': 1, 'tensor': 1}  # -1 = all remaining devices
+  # Model logical axis -> mesh axis (None = replicated); first free mesh axis wins.
+  c.mesh.logical_axis_rules = (
+      ('batch', ('data', 'fsdp')), ('embed', 'fsdp'), ('mlp', 'tensor'), ('heads', 'tensor'),
+      ('kv', None), ('length', None), ('stream', None), ('fused', None), ('classes', None),
+      ('cenet_in', None), ('cenet_hidden', None), ('cenet_out', None))
+
+  # ---- Checkpoints (halluc_jax/checkpointing.py), in <workdir>/checkpoints. ----
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.keep = 3  # newest N kept
+  c.checkpoint.async_save = True  # write in a background thread
 
   return c

@@ -15,8 +15,11 @@ def resize(clip, height, width):
   t, h, w, c = clip.shape
   if (h, w) == (height, width):
     return clip
-  interp = cv2.INTER_AREA if height * width < h * w else cv2.INTER_LINEAR
-  if t * c <= _CV2_MAX_CHANNELS:
+  shrink = height * width < h * w
+  interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+  # cv2's area filter takes > 4 channels only for integer shrink factors.
+  area_ok = not shrink or (h % height == 0 and w % width == 0)
+  if t * c <= _CV2_MAX_CHANNELS and (c * t <= 4 or area_ok):
     # Frames stacked along channels: one cv2 call for the whole clip instead of T calls.
     stacked = np.ascontiguousarray(clip.transpose(1, 2, 0, 3).reshape(h, w, t * c))
     out = cv2.resize(stacked, (width, height), interpolation=interp)

@@ -1,0 +1,103 @@
+"""Input-pipeline throughput: the grain train pipeline vs a plain PyAV loop.
+
+Prints training clips/s of `pipeline.make_train_dataset` with 0, 1 and 2 worker processes, and
+of a plain single-process loop over the same clips (probe + sample + read_frames + the same
+random-resized crop, flip and normalisation, no grain), with each figure's ratio to the plain
+loop. Start-up (first batch: spawning workers, opening files) is timed apart from the steady
+state, which is measured over the following `--num_batches` batches.
+
+Usage:
+  python -m halluc_jax.data.synthetic --out /tmp/syn
+  python -m halluc_jax.bench.input --data_dir /tmp/syn [--num_batches 20 --batch_size 8
+      --config configs/default.py --config.data.num_frames 16]
+"""
+import os
+import time
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+import numpy as np
+
+from halluc_jax.data import clips
+from halluc_jax.data import pipeline
+from halluc_jax.data import sampling
+from halluc_jax.data import video
+
+
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'default.py')
+
+
+def bench_config(config, data_dir, batch_size, read_threads):
+  """`config` pointed at `data_dir`, without auxiliary targets."""
+  config = config.copy_and_resolve_references()
+  config.data.root = data_dir
+  config.data.annotations = os.path.join(data_dir, 'annotations.csv')
+  config.data.aux_dir = ''
+  config.data.batch_size = batch_size
+  config.data.read_threads = read_threads
+  return config
+
+
+def time_pipeline(config, num_workers, num_batches):
+  """(start-up seconds, steady clips/s) of the grain train pipeline."""
+  config.data.num_workers = num_workers
+  start = time.perf_counter()
+  it = pipeline.make_train_dataset(config, process_index=0, process_count=1)
+  next(it)
+  startup = time.perf_counter() - start
+  start = time.perf_counter()
+  for _ in range(num_batches):
+    batch = next(it)
+  elapsed = time.perf_counter() - start
+  if hasattr(it, 'close'):
+    it.close()
+  return startup, num_batches * batch['video'].shape[0] / elapsed
+
+
+def time_plain_loop(config, num_clips, seed=0):
+  """Steady clips/s of a plain probe + sample + decode + augment loop in this process."""
+  spec = clips.ClipSpec.from_config(config.data)
+  records = pipeline.load_split(config, config.data.train_split)
+  rng = np.random.default_rng(seed)
+  order = rng.permutation(len(records))
+  start = time.perf_counter()
+  for i in range(num_clips):
+    record = records[order[i % len(order)]]
+    num_frames = video.probe(record.path).num_frames
+    indices = sampling.sample_indices(spec.sampling, num_frames, spec.num_frames,
+                                      spec.frame_stride, rng)
+    clips.augment_train_clip(clips.decode_clip(record.path, indices), rng, spec)
+  return num_clips / (time.perf_counter() - start)
+
+
+def _define_flags():
+  config_flags.DEFINE_config_file('config', _DEFAULT_CONFIG, 'Config whose data section is used.')
+  flags.DEFINE_string('data_dir', None, 'Dataset root holding annotations.csv.', required=True)
+  flags.DEFINE_integer('num_batches', 20, 'Timed batches per setting (after one warm-up).')
+  flags.DEFINE_integer('batch_size', 8, 'Clips per batch.')
+  flags.DEFINE_integer('read_threads', 1, 'grain read threads per process (config.data).')
+  flags.DEFINE_list('workers', ['0', '1', '2'], 'Worker-process counts to time.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  f = flags.FLAGS
+  config = bench_config(f.config, f.data_dir, f.batch_size, f.read_threads)
+  num_clips = f.num_batches * f.batch_size
+  plain = time_plain_loop(config, num_clips)
+  c = config.data
+  print(f'clip {c.num_frames}x{c.crop_size}x{c.crop_size}, stride {c.frame_stride}, '
+        f'{c.sampling} sampling; batch {f.batch_size}, {f.num_batches} timed batches, '
+        f'read_threads {f.read_threads}, {os.cpu_count()} CPUs')
+  print(f'{"setting":<22}{"start-up s":>11}{"clips/s":>10}{"vs plain":>10}')
+  print(f'{"plain PyAV loop":<22}{"-":>11}{plain:>10.1f}{1.0:>10.2f}')
+  for workers in (int(w) for w in f.workers):
+    startup, rate = time_pipeline(config, workers, f.num_batches)
+    print(f'{f"grain, {workers} workers":<22}{startup:>11.2f}{rate:>10.1f}{rate / plain:>10.2f}')
+
+
+if __name__ == '__main__':
+  _define_flags()
+  app.run(main)

@@ -1,0 +1,183 @@
+"""Per-element work of the input pipeline: decode, sample and augment one clip.
+
+The callables here run inside grain (threads and spawned worker processes), so they hold only
+picklable state: a frozen `ClipSpec`, the split's records and an optional `AuxTargetStore`.
+A video that fails to decode never raises out of them: the element gets a zero clip and
+valid=0, and the failure is logged once per file per process.
+"""
+import dataclasses
+import logging
+import threading
+
+import av
+import numpy as np
+
+from halluc_jax.data import sampling
+from halluc_jax.data import transforms
+from halluc_jax.data import video
+
+# What a bad file can raise while probed and read: video.py turns FFmpeg failures into
+# VideoReadError; ValueError covers frame indices past a cut the container index hides.
+DECODE_ERRORS = (video.VideoReadError, ValueError, OSError, EOFError, av.error.FFmpegError)
+_warned_paths = set()  # files whose decode failure this process already logged
+_eval_cache = threading.local()  # last decoded eval video of this thread
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSpec:
+  """The clip geometry, augmentation and label settings (plain values from config.data)."""
+  num_frames: int
+  frame_stride: int
+  sampling: str
+  crop_size: int
+  resize_short: int
+  crop_area: tuple[float, float]
+  aspect_ratio: tuple[float, float]
+  flip: bool
+  mean: tuple[float, ...]
+  std: tuple[float, ...]
+  num_classes: int
+  multi_label: bool
+  eval_clips: int
+  eval_crops: int
+
+  @classmethod
+  def from_config(cls, data):
+    return cls(num_frames=int(data.num_frames), frame_stride=int(data.frame_stride),
+               sampling=str(data.sampling), crop_size=int(data.crop_size),
+               resize_short=int(data.resize_short), crop_area=tuple(data.train_crop_area),
+               aspect_ratio=tuple(data.train_aspect_ratio), flip=bool(data.flip),
+               mean=tuple(data.mean), std=tuple(data.std), num_classes=int(data.num_classes),
+               multi_label=bool(data.multi_label), eval_clips=int(data.eval_clips),
+               eval_crops=int(data.eval_crops))
+
+  @property
+  def clip_shape(self):
+    return (self.num_frames, self.crop_size, self.crop_size, 3)
+
+
+def _warn_once(path, error):
+  if path not in _warned_paths:
+    _warned_paths.add(path)
+    logging.warning('Cannot decode %s (%s: %s); its clips are marked valid=0.', path,
+                    type(error).__name__, error)
+
+
+def label_array(label, spec):
+  """int32 scalar class index, or float32 [num_classes] multi-hot when multi-label."""
+  if spec.multi_label:
+    hot = np.zeros((spec.num_classes,), np.float32)
+    hot[list(label)] = 1.0
+    return hot
+  return np.int32(label)
+
+
+def aux_fields(store, video_id):
+  """The batch's auxiliary-target keys for one video ({} without a store, zeros for None)."""
+  if store is None:
+    return {}
+  if video_id is None:  # padding row: no targets
+    return {'aux': {k: np.zeros((d,), np.float32) for k, d in store.dims.items()},
+            'aux_mask': {k: np.float32(0.0) for k in store.dims}, 'aux_bad': np.int32(0)}
+  targets, masks, num_bad = store.lookup(video_id)
+  return {'aux': targets, 'aux_mask': {k: np.float32(v) for k, v in masks.items()},
+          'aux_bad': np.int32(num_bad)}
+
+
+def decode_clip(path, indices, short=None):
+  """uint8 [T, H, W, 3] frames at `indices`, optionally resized to a short side of `short`."""
+  # The decoder resizes during its colour conversion (one swscale pass), cheaper than cv2 after.
+  return video.read_frames(path, indices, resize_short=short)
+
+
+def augment_train_clip(frames, rng, spec):
+  """Random-resized crop (+ optional flip) of uint8 frames, normalised to float32."""
+  clip = transforms.random_resized_crop(frames, rng, spec.crop_size, spec.crop_area,
+                                        spec.aspect_ratio)
+  if spec.flip:
+    clip = transforms.random_horizontal_flip(clip, rng)
+  return transforms.normalize(clip, spec.mean, spec.std)
+
+
+class TrainClipLoader:
+  """grain random_map callable: (row number, VideoRecord), rng -> one training example."""
+
+  def __init__(self, spec, aux_store=None):
+    self.spec = spec
+    self.aux_store = aux_store
+
+  def __call__(self, element, rng):
+    index, record = element
+    spec = self.spec
+    try:
+      num_frames = video.probe(record.path).num_frames
+      indices = sampling.sample_indices(spec.sampling, num_frames, spec.num_frames,
+                                        spec.frame_stride, rng)
+      frames = decode_clip(record.path, indices, spec.resize_short)
+    except DECODE_ERRORS as e:
+      _warn_once(record.path, e)
+      frames = None
+    if frames is None:
+      clip, valid = np.zeros(spec.clip_shape, np.float32), 0.0
+    else:  # outside the try: a bug in augmentation must surface, not pass as a bad file
+      clip, valid = augment_train_clip(frames, rng, spec), 1.0
+    return {'video': clip, 'label': label_array(record.label, spec), 'valid': np.float32(valid),
+            'video_index': np.int32(index), **aux_fields(self.aux_store, record.video_id)}
+
+
+def decode_eval_clips(path, spec):
+  """uint8 [clips, T, H, W, 3]: the deterministic eval clips of one video, one decode pass."""
+  num_frames = video.probe(path).num_frames
+  indices = sampling.multi_clip_indices(num_frames, spec.num_frames, spec.frame_stride,
+                                        spec.eval_clips, mode=spec.sampling)
+  indices = np.asarray(indices).reshape(spec.eval_clips, spec.num_frames)
+  frames = decode_clip(path, indices.ravel(), spec.resize_short)  # shared frames decoded once
+  return frames.reshape(indices.shape + frames.shape[1:])
+
+
+def eval_views(clips, spec):
+  """uint8 [clips, crops, T, S, S, 3]: the spatial crops of every eval clip."""
+  return np.stack([transforms.spatial_crops(c, spec.crop_size, spec.eval_crops) for c in clips])
+
+
+class EvalViewLoader:
+  """grain map callable: (video row or -1 for padding, clip, crop) -> one eval example.
+
+  Consecutive views of a video fall in the same batch, hence in the same thread, so a
+  one-video cache per thread decodes each video once for all its clips x crops.
+  """
+
+  def __init__(self, spec, records, aux_store=None):
+    self.spec = spec
+    self.records = records
+    self.aux_store = aux_store
+
+  def _views(self, path):
+    if getattr(_eval_cache, 'path', None) != path:
+      try:
+        clips = decode_eval_clips(path, self.spec)
+      except DECODE_ERRORS as e:
+        _warn_once(path, e)
+        clips = None
+      _eval_cache.views = None if clips is None else eval_views(clips, self.spec)
+      _eval_cache.path = path
+    return _eval_cache.views
+
+  def __call__(self, view):
+    video_index, clip_index, crop_index = view
+    spec = self.spec
+    clip, valid = np.zeros(spec.clip_shape, np.float32), 0.0
+    if video_index < 0:  # padding row of the last batch
+      label = label_array((), spec) if spec.multi_label else np.int32(0)
+      example = {'video': clip, 'label': label, 'valid': np.float32(0.0),
+                 'video_index': np.int32(-1), 'view_index': np.int32(-1)}
+      return {**example, **aux_fields(self.aux_store, None)}
+    record = self.records[video_index]
+    views = self._views(record.path)
+    if views is not None:
+      clip = transforms.normalize(views[clip_index, crop_index], spec.mean, spec.std)
+      valid = 1.0
+    return {'video': clip, 'label': label_array(record.label, spec), 'valid': np.float32(valid),
+            'video_index': np.int32(video_index),
+            'view_index': np.int32(clip_index * spec.eval_crops + crop_index),
+            **aux_fields(self.aux_store, record.video_id)}

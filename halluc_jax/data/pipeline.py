@@ -1,0 +1,176 @@
+"""grain input pipelines: annotated videos -> batches of augmented clips.
+
+Training (`make_train_dataset`), per process:
+
+  MapDataset.source([(row, record), ...]) -> [process_index::process_count]
+  -> shuffle(seed) -> repeat() -> random_map(decode + sample + augment)
+  -> batch(per_process_batch, drop_remainder) -> to_iter_dataset -> mp_prefetch(num_workers)
+
+Every random choice comes from the per-element generator of `random_map`, which grain derives
+from (seed, element index); so `get_state()/set_state()` resumes exactly, bit for bit, with or
+without worker processes.
+
+Evaluation (`make_eval_dataset`): each video of this process's shard is expanded into
+eval_clips x eval_crops views (deterministic clip positions and crops), in order, once; the
+last batch is padded to full size with valid=0 rows (video_index = view_index = -1), and every
+process yields the same number of batches so a multi-host eval step never waits on a peer.
+
+Batch dict (numpy, leading dim = per-process batch B):
+  video float32 [B, T, S, S, 3] normalised; label int32 [B] (float32 [B, C] multi-hot when
+  multi_label); valid float32 [B] (0 = failed decode or padding, video zeros); video_index int32
+  [B] (row in the split's record list); eval only: view_index int32 [B] (clip * crops + crop);
+  with config.data.aux_dir: aux {stream: float32 [B, dim]}, aux_mask {stream: float32 [B]},
+  aux_bad int32 [B].
+"""
+import functools
+import logging
+import math
+
+import grain
+import jax
+import numpy as np
+
+from halluc_jax.data import annotations
+from halluc_jax.data import aux_targets
+from halluc_jax.data import clips
+
+
+def _process_info(process_index, process_count):
+  if process_count is None:
+    process_count = jax.process_count()
+  if process_index is None:
+    process_index = jax.process_index()
+  if not 0 <= process_index < process_count:
+    raise ValueError(f'process_index {process_index} not in [0, {process_count}).')
+  return process_index, process_count
+
+
+def per_process_batch_size(global_batch, process_count, key='config.data.batch_size'):
+  """global_batch / process_count, or an error naming the config key."""
+  if global_batch <= 0 or global_batch % process_count:
+    raise ValueError(f'{key}={global_batch} must be a positive multiple of the number of '
+                     f'processes ({process_count}).')
+  return global_batch // process_count
+
+
+def load_split(config, split):
+  """VideoRecords of one split, checked against config.data.num_classes."""
+  data = config.data
+  result = annotations.read_annotations(data.annotations, data.root, split, data.multi_label)
+  num_classes = len(result.class_names)
+  if num_classes > data.num_classes:
+    raise ValueError(f'{data.annotations} has {num_classes} classes but config.data.'
+                     f'num_classes is {data.num_classes}.')
+  if num_classes < data.num_classes:
+    logging.warning('%s names %d classes; config.data.num_classes is %d.', data.annotations,
+                    num_classes, data.num_classes)
+  return annotations.load_annotations(data.annotations, data.root, split, data.multi_label)
+
+
+def _aux_store(config):
+  aux_dir = config.data.get('aux_dir', '')
+  return aux_targets.AuxTargetStore(aux_dir) if aux_dir else None  # missing dir: clear error
+
+
+def _read_options(data):
+  return grain.ReadOptions(num_threads=int(data.get('read_threads', 1)),
+                           prefetch_buffer_size=int(data.prefetch_buffer))
+
+
+def _finish(ds, data):
+  """MapDataset of batches -> iterator, with worker processes when num_workers > 0."""
+  ds = ds.to_iter_dataset(_read_options(data))
+  if data.num_workers > 0:
+    _ensure_flags_parsed()
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(
+        num_workers=int(data.num_workers), per_worker_buffer_size=int(data.prefetch_buffer)))
+  return iter(ds)
+
+
+def _ensure_flags_parsed():
+  """grain's process prefetch reads its absl flags; outside `app.run` (tests, notebooks) they
+  are unparsed and reading them raises. Their defaults are what such callers want."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+
+
+def _element_seed(seed, process_index):
+  # Distinct augmentation streams per process: element k of every shard must not share a draw.
+  return int(np.random.SeedSequence([seed, process_index]).generate_state(1)[0])
+
+
+def make_train_dataset(config, process_index=None, process_count=None):
+  """Infinite, shuffled, augmented training batches for this process.
+
+  Args:
+    config: the experiment ConfigDict; reads config.data.
+    process_index: this process (default jax.process_index()).
+    process_count: number of processes (default jax.process_count()).
+
+  Returns:
+    A grain DatasetIterator of batch dicts (see module docstring), with get_state/set_state.
+  """
+  data = config.data
+  process_index, process_count = _process_info(process_index, process_count)
+  batch = per_process_batch_size(data.batch_size, process_count)
+  records = load_split(config, data.train_split)
+  shard = list(enumerate(records))[process_index::process_count]
+  if len(shard) < batch:
+    logging.warning('Train shard of process %d holds %d videos, fewer than its batch of %d; '
+                    'batches repeat videos.', process_index, len(shard), batch)
+  loader = clips.TrainClipLoader(clips.ClipSpec.from_config(data), _aux_store(config))
+  ds = (grain.MapDataset.source(shard)
+        .shuffle(seed=int(data.shuffle_seed))
+        .repeat()
+        .random_map(loader, seed=_element_seed(int(data.shuffle_seed), process_index))
+        .batch(batch, drop_remainder=True))
+  return _finish(ds, data)
+
+
+def eval_views(num_videos, spec, batch, process_index, process_count):
+  """(video row, clip, crop) triples of this process, padded with (-1, 0, 0) to full batches.
+
+  Every process gets ceil(ceil(num_videos / process_count) * views / batch) batches.
+  """
+  per_video = spec.eval_clips * spec.eval_crops
+  rows = range(process_index, num_videos, process_count)
+  views = [(v, c, k) for v in rows for c in range(spec.eval_clips)
+           for k in range(spec.eval_crops)]
+  num_batches = math.ceil(math.ceil(num_videos / process_count) * per_video / batch)
+  return views + [(-1, 0, 0)] * (num_batches * batch - len(views))
+
+
+def make_eval_dataset(config, process_index=None, process_count=None, split=None):
+  """One pass over every view of this process's share of an eval split.
+
+  Args:
+    config: the experiment ConfigDict; reads config.data.
+    process_index: this process (default jax.process_index()).
+    process_count: number of processes (default jax.process_count()).
+    split: split name (default config.data.eval_split).
+
+  Returns:
+    A finite grain DatasetIterator of batch dicts with 'view_index' (see module docstring).
+  """
+  data = config.data
+  process_index, process_count = _process_info(process_index, process_count)
+  batch = per_process_batch_size(data.eval_batch_size, process_count,
+                                 'config.data.eval_batch_size')
+  records = load_split(config, split or data.eval_split)
+  spec = clips.ClipSpec.from_config(data)
+  if spec.eval_crops not in (1, 3):
+    raise ValueError(f'config.data.eval_crops must be 1 or 3, got {spec.eval_crops}.')
+  if spec.resize_short < spec.crop_size:
+    raise ValueError(f'config.data.resize_short ({spec.resize_short}) must be >= '
+                     f'config.data.crop_size ({spec.crop_size}) for eval crops.')
+  views = eval_views(len(records), spec, batch, process_index, process_count)
+  loader = clips.EvalViewLoader(spec, records, _aux_store(config))
+  ds = grain.MapDataset.source(views).map(loader).batch(batch, drop_remainder=True)
+  return _finish(ds, data)
+
+
+def device_put_batch(batch, sharding):
+  """Process-local numpy batch -> global jax arrays laid out by `sharding` (leading dim)."""
+  put = functools.partial(jax.make_array_from_process_local_data, sharding)
+  return jax.tree.map(put, batch)
