@@ -1,0 +1,234 @@
+"""Offline extraction of the hallucination targets (ODF, SDF, OFF) into ArrayRecord shards.
+
+  python -m halluc_jax.extract --config configs/default.py [--config.extract.num_workers=4 ...]
+
+Reads the annotation CSV (config.data; `config.extract.split`: 'train', 'all' or 'a,b'), runs
+the streams named in `config.extract.streams` on every video in parallel processes, caches each
+finished video under `<out_dir>/cache/` (one .npz, with a fingerprint per stream: a rerun after
+an interruption or a config change recomputes only what is missing or stale), then writes
+`<out_dir>/targets-*.array_record` + `manifest.json` with `aux_targets.write_targets`; out_dir is
+`config.extract.out_dir`, else `config.data.aux_dir`.
+
+Manifest, per stream: dim (= num_sketches * d), raw_dim, group, sketch_dim, num_sketches,
+sketch_seeds, pn {name, params}, source {name, opencv_version, parameters}, num_present; plus
+`skipped_videos` {video_id: reason} (unreadable files are logged, counted and skipped).
+"""
+import concurrent.futures
+import csv
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+import urllib.parse
+
+import numpy as np
+
+from halluc_jax import extract_video
+from halluc_jax.data import annotations
+
+CACHE_DIR = 'cache'
+FORMAT_VERSION = 1  # bump when the maths changes so old caches are recomputed
+
+
+def stream_specs(ex):
+  """{name: spec dict} of the streams to run, from config.extract; validated."""
+  names = [n.strip() for n in str(ex.streams).split(',') if n.strip()]
+  if not names:
+    raise ValueError('config.extract.streams names no stream.')
+  specs = {}
+  for name in names:
+    if name not in ex.stream:
+      raise ValueError(f'config.extract.streams names {name!r}, which config.extract.stream does '
+                       f'not define (defined: {sorted(ex.stream.keys())}).')
+    spec = ex.stream[name].to_dict() if hasattr(ex.stream[name], 'to_dict') else dict(
+        ex.stream[name])
+    spec.setdefault('n_eig', int(ex.n_eig))
+    spec.setdefault('use_rbf', bool(ex.odf_use_rbf))
+    extract_video.validate_stream(name, spec)
+    specs[name] = spec
+  return specs
+
+
+def fingerprint(spec, ex):
+  """Hash of everything a stream's target depends on (so stale caches are recomputed)."""
+  key = {'spec': spec, 'frames_per_video': int(ex.frames_per_video),
+         'resize_short': int(ex.resize_short), 'version': FORMAT_VERSION}
+  return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def read_video_list(config):
+  """([(video_id, path)] of the configured split(s) in CSV order, [missing file paths])."""
+  split = str(config.extract.split)
+  if split == 'all':
+    with open(config.data.annotations, newline='') as f:
+      splits = sorted({row.get('split', '') for row in csv.DictReader(f)})
+  else:
+    splits = [s.strip() for s in split.split(',') if s.strip()]
+  videos, missing, seen = [], [], set()
+  for s in splits:
+    found = annotations.read_annotations(config.data.annotations, config.data.root, s,
+                                         multi_label=config.data.multi_label)
+    missing += found.missing_paths
+    for r in found.records:
+      if r.video_id not in seen:
+        seen.add(r.video_id)
+        videos.append((r.video_id, r.path))
+  return videos, missing
+
+
+def cache_path(cache_dir, video_id):
+  return os.path.join(cache_dir, urllib.parse.quote(str(video_id), safe='') + '.npz')
+
+
+def load_cache(path):
+  """{name: {'target', 'raw_dim', 'stats', 'fingerprint'}} of a cache file ({} if unreadable)."""
+  if not os.path.isfile(path):
+    return {}
+  try:
+    with np.load(path) as data:
+      meta = json.loads(str(data['meta']))
+      for name, entry in meta.items():
+        entry['target'] = np.asarray(data[f't:{name}']) if entry['present'] else None
+    return meta
+  except (OSError, ValueError, KeyError) as e:  # a half-written or foreign file: recompute
+    logging.warning('Ignoring unreadable cache file %s (%s).', path, e)
+    return {}
+
+
+def save_cache(path, entries):
+  meta = {n: {k: v for k, v in e.items() if k != 'target'} | {'present': e['target'] is not None}
+          for n, e in entries.items()}
+  arrays = {f't:{n}': e['target'] for n, e in entries.items() if e['target'] is not None}
+  tmp = path + '.tmp.npz'
+  np.savez(tmp, meta=json.dumps(meta), **arrays)
+  os.replace(tmp, path)  # atomic: an interrupted run leaves the old file or none
+
+
+def _init_worker():
+  import cv2  # pylint: disable=g-import-not-at-top
+  cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
+
+
+def process_video(job):
+  """Worker: (video_id, path, specs, fingerprints, frames, resize, cache) -> (id, entries, err)."""
+  video_id, path, specs, prints, frames_per_video, resize_short, cache_file = job
+  entries = load_cache(cache_file)
+  todo = {n: s for n, s in specs.items() if entries.get(n, {}).get('fingerprint') != prints[n]}
+  if todo:
+    try:
+      computed = extract_video.compute_streams(video_id, path, todo, frames_per_video,
+                                               resize_short)
+    except Exception as e:  # pylint: disable=broad-except
+      return video_id, None, f'{type(e).__name__}: {e}'.splitlines()[0][:500]
+    for name, entry in computed.items():
+      entries[name] = dict(entry, fingerprint=prints[name])
+    save_cache(cache_file, entries)
+  return video_id, {n: entries[n] for n in specs}, bool(todo)
+
+
+def _run_jobs(jobs, num_workers):
+  """Yields worker results, in-process (num_workers=0) or from spawned processes."""
+  if num_workers <= 0:
+    _init_worker()
+    yield from map(process_video, jobs)
+    return
+  context = multiprocessing.get_context('spawn')  # fork would copy JAX/grain threads
+  with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=context,
+                                              initializer=_init_worker) as pool:
+    futures = [pool.submit(process_video, job) for job in jobs]
+    for future in concurrent.futures.as_completed(futures):
+      yield future.result()
+
+
+def build_manifest(specs, results, skipped, config):
+  streams = {}
+  for name, spec in specs.items():
+    present = [r[name] for r in results.values() if r[name]['target'] is not None]
+    streams[name] = {
+        'dim': int(spec['num_sketches']) * int(spec['d']), 'group': spec['group'],
+        'raw_dim': present[0]['raw_dim'] if present else None,
+        'sketch_dim': int(spec['d']), 'num_sketches': int(spec['num_sketches']),
+        'sketch_seeds': [int(spec['seed']) + k for k in range(int(spec['num_sketches']))],
+        'pn': {'name': spec.get('pn', 'sigme'), 'params': dict(spec.get('pn_params') or {})},
+        'source': extract_video.source_description(name, spec),
+        'num_present': len(present)}
+  return {'streams': streams, 'skipped_videos': skipped, 'num_videos': len(results),
+          'split': str(config.extract.split),
+          'frames_per_video': int(config.extract.frames_per_video),
+          'resize_short': int(config.extract.resize_short), 'created': time.time()}
+
+
+def run_extraction(config):
+  """Extracts, caches and writes the targets of config.extract; returns a summary dict.
+
+  Returns:
+    {'out_dir', 'num_videos', 'computed': [ids computed now], 'cached': [ids served from the
+    cache], 'skipped': {id: reason}, 'missing_files': [CSV rows whose file does not exist],
+    'num_present': {stream: count}, 'seconds'}.
+  """
+  # Imported here, not at the top: spawned workers re-import this module and need neither
+  # (aux_targets pulls in flax and jax).
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  from halluc_jax.data import aux_targets  # pylint: disable=g-import-not-at-top
+  ex = config.extract
+  out_dir = str(ex.out_dir or config.data.aux_dir)
+  if not out_dir:
+    raise ValueError('No output directory: set config.extract.out_dir or config.data.aux_dir.')
+  specs = stream_specs(ex)
+  prints = {n: fingerprint(s, ex) for n, s in specs.items()}
+  videos, missing = read_video_list(config)
+  if missing:
+    logging.warning('extract: %d videos of the CSV are missing on disk and skipped; first: %s',
+                    len(missing), missing[:5])
+  if ex.max_videos:
+    videos = videos[:int(ex.max_videos)]
+  cache_dir = os.path.join(out_dir, CACHE_DIR)
+  os.makedirs(cache_dir, exist_ok=True)
+  jobs = [(vid, path, specs, prints, int(ex.frames_per_video), int(ex.resize_short),
+           cache_path(cache_dir, vid)) for vid, path in videos]
+  start, results, skipped, computed, cached = time.time(), {}, {}, [], []
+  for video_id, entries, flag in tqdm(_run_jobs(jobs, int(ex.num_workers)), total=len(jobs),
+                                      desc='extract', unit='video', disable=not ex.progress):
+    if entries is None:
+      logging.warning('Skipping video %s: %s', video_id, flag)
+      skipped[video_id] = flag
+      continue
+    results[video_id] = entries
+    (computed if flag else cached).append(video_id)
+  if videos and not results:
+    raise RuntimeError(f'Every one of the {len(videos)} videos failed; first: '
+                       f'{next(iter(skipped.items()))}.')
+  order = [vid for vid, _ in videos if vid in results]
+  records = [(vid, {n: e['target'] for n, e in results[vid].items() if e['target'] is not None})
+             for vid in order]
+  manifest = build_manifest(specs, results, skipped, config)
+  manifest['missing_files'] = missing
+  aux_targets.write_targets(out_dir, records, manifest, int(ex.records_per_shard))
+  summary = {'out_dir': out_dir, 'num_videos': len(videos), 'computed': computed,
+             'cached': cached, 'skipped': skipped, 'missing_files': missing,
+             'seconds': time.time() - start,
+             'num_present': {n: s['num_present'] for n, s in manifest['streams'].items()}}
+  logging.info('extract: %d videos (%d computed, %d cached, %d skipped%s) in %.1fs -> %s; '
+               'targets present per stream: %s', len(videos), len(computed), len(cached),
+               len(skipped), f': {sorted(skipped)}' if skipped else '', summary['seconds'],
+               out_dir, summary['num_present'])
+  return summary
+
+
+def main(argv):
+  del argv
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  summary = run_extraction(flags.FLAGS.config)
+  print(json.dumps({k: (len(v) if k in ('computed', 'cached', 'missing_files') else v)
+                    for k, v in summary.items()}, indent=1))
+
+
+if __name__ == '__main__':
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  config_flags.DEFINE_config_file('config', 'configs/default.py', 'Config file (ml_collections).',
+                                  lock_config=True)
+  app.run(main)

@@ -1,0 +1,181 @@
+"""One video -> its hallucination targets: frames, sources, raw descriptors, sketched GT.
+
+A stream is described by a plain dict (one entry of `config.extract.stream`):
+
+  group          'odf' | 'sdf' | 'off' (fusion group; decides the descriptor)
+  source         'shape' | 'hog' | 'haar' | 'mser'            (odf, built-in detectors)
+                 'spectral' | 'fine_grained' | 'motion'       (sdf, built-in saliency)
+                 'flow'                                        (off, dense flow -> HOF/MBH)
+                 'external_det' | 'external_sal'              (odf / sdf from files, external.py)
+  params         keyword arguments of the source (detector thresholds, flow method, file path...)
+  d, num_sketches, seed   target = concat_k sketch_k(PN(l2(psi))), sketch k seeded seed + k
+  pn, pn_params  GT power normalisation (SigmE eta=50 by default, SPEC.md 3.3)
+
+Sources are built once per process (`sources_for`). `compute_streams` returns, per stream, the
+float32 target [num_sketches * d] and whether it is present (False: no boxes, all-zero maps, or
+no external data for the video; such a stream gets no target and is masked downstream).
+"""
+import cv2
+import numpy as np
+
+from halluc_jax.data import video as video_io
+from halluc_jax.descriptors import flow as flow_lib
+from halluc_jax.descriptors import odf, sdf, target
+from halluc_jax.descriptors.sketch import CountSketch
+from halluc_jax.descriptors.sources import LABEL_SPACE, detectors, external, saliency
+
+STATIC_SALIENCY = ('spectral', 'fine_grained')
+SOURCES = {'odf': detectors.DETECTOR_KINDS + ('external_det',),
+           'sdf': STATIC_SALIENCY + ('motion', 'external_sal'),
+           'off': ('flow',)}
+MOTION_CHUNK = 64  # consecutive frames decoded at once for motion saliency (bounded memory)
+_BUILT = {}  # (stream name, repr(spec)) -> source object, per process
+
+
+def validate_stream(name, spec):
+  """Raises ValueError naming the stream when its group/source/sketch settings are invalid."""
+  group, source = spec.get('group'), spec.get('source')
+  if group not in SOURCES:
+    raise ValueError(f'config.extract.stream.{name}.group={group!r}: expected one of '
+                     f'{tuple(SOURCES)}.')
+  if source not in SOURCES[group]:
+    raise ValueError(f'config.extract.stream.{name}.source={source!r}: group {group!r} takes '
+                     f'one of {SOURCES[group]}.')
+  if int(spec.get('d', 0)) < 1 or int(spec.get('num_sketches', 0)) < 1:
+    raise ValueError(f'config.extract.stream.{name}: d and num_sketches must be >= 1.')
+
+
+def sources_for(name, spec):
+  """The (cached) source object of a stream."""
+  key = (name, repr(sorted(spec.items())))
+  if key not in _BUILT:
+    params, source = dict(spec.get('params') or {}), spec['source']
+    if source in detectors.DETECTOR_KINDS:
+      built = detectors.build_detector(source, **params)
+    elif source in STATIC_SALIENCY + ('motion',):
+      built = saliency.build_saliency(source, **params)
+    elif source == 'flow':
+      method = params.pop('method', 'dis')
+      built = (method, flow_lib.make_flow_feature(params.pop('feature', 'hof_mbh'),
+                                                  n_eig=spec['n_eig'], **params))
+    elif source == 'external_det':
+      built = external.ExternalDetections(**params)
+    else:
+      built = external.ExternalSaliency(**params)
+    _BUILT[key] = built
+  return _BUILT[key]
+
+
+def source_description(name, spec):
+  """JSON-able {name, opencv_version, parameters} of a stream's source, for the manifest."""
+  built = sources_for(name, spec)
+  if spec['source'] == 'flow':
+    method, feature = built
+    params = {'method': method, 'feature': feature.name, **(spec.get('params') or {})}
+  else:
+    params = built.params()
+  return {'name': spec['source'], 'opencv_version': cv2.__version__, 'parameters': params}
+
+
+def sample_indices(num_frames, max_frames):
+  """Up to max_frames frame indices spread uniformly over [0, num_frames)."""
+  count = min(int(max_frames), int(num_frames))
+  return np.unique(np.round(np.linspace(0, num_frames - 1, count)).astype(np.int64))
+
+
+def _consecutive_chunks(path, last, resize_short):
+  for start in range(0, last + 1, MOTION_CHUNK):
+    stop = min(last + 1, start + MOTION_CHUNK)
+    yield start, video_io.read_frames(path, np.arange(start, stop), resize_short=resize_short)
+
+
+def sketch_target(vec, spec):
+  """Concatenated K sketched GT targets of a raw descriptor: float32 [K * d]."""
+  parts = [target.gt_target(vec, CountSketch(vec.shape[-1], int(spec['d']), int(spec['seed']) + k),
+                            pn=spec.get('pn', 'sigme'), **dict(spec.get('pn_params') or {}))
+           for k in range(int(spec['num_sketches']))]
+  return np.concatenate(parts).astype(np.float32)
+
+
+def _raw_descriptor(name, spec, clip, video_id):
+  """(raw descriptor float64 or None when absent, stats dict) of one stream."""
+  source, built = spec['source'], sources_for(name, spec)
+  n_eig = int(spec['n_eig'])
+  odf_kw = {'use_rbf': bool(spec.get('use_rbf', True)), 'n_eig': n_eig}
+  if source in detectors.DETECTOR_KINDS:
+    dets = built(clip['frames'], clip['indices'])
+    vec, present = odf.odf_descriptor(dets, clip['num_frames'], len(LABEL_SPACE),
+                                      built.class_score_dim, **odf_kw)
+    return (vec if present else None), {'num_boxes': len(dets)}
+  if source == 'external_det':
+    found = built.get(video_id)
+    if found is None:
+      return None, {'missing': 1}
+    num_frames, dets = found
+    vec, present = odf.odf_descriptor(dets, num_frames, built.label_space or len(LABEL_SPACE),
+                                      built.class_score_dim, **odf_kw)
+    return (vec if present else None), {'num_boxes': len(dets)}
+  if source == 'flow':
+    method, feature = built
+    flows = np.stack([flow_lib.dense_flow(clip['frame_at'][a], clip['frame_at'][b], method)
+                      for a, b in clip['pairs']])
+    return feature.compute(flows), {'num_flows': len(flows)}
+  if source == 'motion':
+    chunks = _consecutive_chunks(clip['path'], int(clip['indices'][-1]), clip['resize_short'])
+    maps = built(chunks, clip['indices'])
+  elif source == 'external_sal':
+    maps = built.get(video_id)
+    if maps is None:
+      return None, {'missing': 1}
+  else:
+    maps = built(clip['frames'])
+  if not np.any(maps > 0):
+    return None, {'num_maps': len(maps)}
+  return sdf.sdf_descriptor(maps, n_eig=n_eig, **dict(spec.get('sdf_params') or {})), {
+      'num_maps': len(maps)}
+
+
+def read_clip(path, specs, frames_per_video, resize_short):
+  """Decodes the frames the streams need: uniform samples, plus flow partners."""
+  info = video_io.probe(path)
+  indices = sample_indices(info.num_frames, frames_per_video)
+  pairs = []
+  if any(s['source'] == 'flow' for s in specs.values()):
+    if info.num_frames < 2:
+      raise video_io.VideoReadError(f"cannot compute flow on '{path}': it has one frame")
+    pairs = [(int(t), int(t) + 1) if t + 1 < info.num_frames else (int(t) - 1, int(t))
+             for t in indices]
+  wanted = np.unique(np.concatenate([indices, np.asarray(pairs, np.int64).reshape(-1)]))
+  frames = video_io.read_frames(path, wanted, resize_short=resize_short or None)
+  frame_at = dict(zip(wanted.tolist(), frames))
+  return {'path': path, 'num_frames': info.num_frames, 'indices': indices, 'pairs': pairs,
+          'frames': np.stack([frame_at[int(t)] for t in indices]), 'frame_at': frame_at,
+          'resize_short': resize_short or None}
+
+
+def compute_streams(video_id, path, specs, frames_per_video=32, resize_short=0):
+  """Targets of one video for the given streams.
+
+  Args:
+    video_id: the video's id (external sources are keyed by it).
+    path: the video file.
+    specs: {stream name: spec dict} (see module docstring; 'n_eig' required).
+    frames_per_video: J, frames sampled uniformly for detectors, static saliency and flow.
+    resize_short: decode with this short side (0 = native resolution).
+
+  Returns:
+    {name: {'target': float32 [K * d] or None, 'raw_dim': int or None, 'stats': dict}}.
+
+  Raises:
+    VideoReadError: the video cannot be decoded.
+  """
+  needs_frames = any(s['source'] not in ('external_det', 'external_sal') for s in specs.values())
+  clip = read_clip(path, specs, frames_per_video, resize_short) if needs_frames else None
+  out = {}
+  for name, spec in specs.items():
+    vec, stats = _raw_descriptor(name, spec, clip, video_id)
+    if vec is not None and not np.any(vec):
+      vec = None
+    out[name] = {'target': None if vec is None else sketch_target(vec, spec),
+                 'raw_dim': None if vec is None else int(vec.shape[-1]), 'stats': stats}
+  return out

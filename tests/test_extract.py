@@ -1,0 +1,151 @@
+"""End-to-end target extraction on the tiny dataset: manifest, records, cache, skips, resume."""
+import os
+import pathlib
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from configs import default
+from halluc_jax import extract
+from halluc_jax.data.aux_targets import AuxTargetStore
+from halluc_jax.descriptors import flow, odf, sdf
+from halluc_jax.descriptors.sources import LABEL_SPACE, detectors
+
+CORRUPT_ID = 'corrupt_000000_000002'
+
+
+@pytest.fixture(scope='module')
+def dataset(tiny_dataset, tmp_path_factory):
+  """A copy of the tiny dataset's train split (file links) plus one corrupt video in the CSV."""
+  root = tmp_path_factory.mktemp('extract_data')
+  (root / 'train').mkdir()
+  for name in os.listdir(tiny_dataset / 'train'):
+    os.symlink(tiny_dataset / 'train' / name, root / 'train' / name)
+  (root / 'train' / f'{CORRUPT_ID}.mp4').write_bytes(b'\x00\x00\x00\x18ftypmp42' + b'junk' * 64)
+  shutil.copy(tiny_dataset / 'classes.txt', root / 'classes.txt')
+  lines = (tiny_dataset / 'annotations.csv').read_text().splitlines()
+  rows = [line for line in lines[1:] if line.endswith(',train')]
+  label = rows[0].split(',')[0]
+  csv_text = '\n'.join([lines[0]] + rows + [f'{label},corrupt,0,2,train']) + '\n'
+  (root / 'annotations.csv').write_text(csv_text)
+  return root, len(rows)
+
+
+def _config(root, out_dir, **extract_overrides):
+  c = default.get_config()
+  c.data.root = str(root)
+  c.data.annotations = str(root / 'annotations.csv')
+  c.extract.out_dir = str(out_dir)
+  c.extract.frames_per_video = 4
+  c.extract.num_workers = 0
+  c.extract.progress = False
+  c.extract.stream.sdf_motion.params.warmup = 16
+  for key, value in extract_overrides.items():
+    c.extract[key] = value
+  return c
+
+
+@pytest.fixture(scope='module')
+def first_run(dataset, tmp_path_factory):
+  root, num_train = dataset
+  out_dir = tmp_path_factory.mktemp('targets')
+  config = _config(root, out_dir, num_workers=2)  # spawned worker processes
+  return config, extract.run_extraction(config), num_train
+
+
+def test_manifest_describes_every_stream(first_run):
+  config, _, num_train = first_run
+  store = AuxTargetStore(config.extract.out_dir)
+  streams = store.manifest['streams']
+  assert sorted(streams) == sorted(config.extract.streams.split(','))
+  for name, entry in streams.items():
+    spec = config.extract.stream[name]
+    assert entry['dim'] == spec.d * spec.num_sketches == store.dims[name]
+    assert entry['group'] == spec.group
+    assert entry['sketch_seeds'] == [spec.seed + k for k in range(spec.num_sketches)]
+    assert entry['pn'] == {'name': 'sigme', 'params': {'eta': 50.0, 'eps': 1e-6}}
+    assert entry['source']['name'] == spec.source
+    assert entry['source']['opencv_version'] == cv2.__version__
+    assert 0 <= entry['num_present'] <= num_train
+  crop_dim = detectors.CROP_SCORE_DIM
+  assert streams['odf_shape']['raw_dim'] == odf.odf_dim(len(LABEL_SPACE), crop_dim, n_eig=3)
+  assert streams['sdf_spectral']['raw_dim'] == sdf.sdf_dim(n_eig=3)
+  assert streams['off_hofmbh']['raw_dim'] == flow.hof_mbh_feature().dim
+  assert streams['odf_shape']['num_present'] == num_train  # every clip has shapes
+  assert streams['odf_shape']['source']['parameters']['score_threshold'] == 0.3
+  assert store.manifest['skipped_videos'].keys() == {CORRUPT_ID}
+
+
+def test_records_equal_the_cached_values(first_run):
+  config, summary, num_train = first_run
+  store = AuxTargetStore(config.extract.out_dir)
+  assert len(store) == num_train == len(summary['computed'])
+  cache_dir = os.path.join(config.extract.out_dir, extract.CACHE_DIR)
+  checked = 0
+  for video_id in summary['computed']:
+    cached = extract.load_cache(extract.cache_path(cache_dir, video_id))
+    targets, masks, num_bad = store.lookup(video_id)
+    assert num_bad == 0
+    for name, entry in cached.items():
+      if entry['target'] is None:
+        assert masks[name] == 0 and not targets[name].any()
+      else:
+        assert masks[name] == 1
+        np.testing.assert_array_equal(targets[name], entry['target'])
+        assert np.all(np.abs(entry['target']) <= np.sqrt(len(entry['target'])))
+        checked += 1
+  assert checked >= 4 * num_train  # shape, both saliencies and flow exist for every clip
+
+
+def test_corrupt_video_is_skipped_and_reported(first_run):
+  config, summary, _ = first_run
+  assert list(summary['skipped']) == [CORRUPT_ID]
+  assert 'VideoReadError' in summary['skipped'][CORRUPT_ID]
+  targets, masks, _ = AuxTargetStore(config.extract.out_dir).lookup(CORRUPT_ID)
+  assert not any(masks.values()) and not any(t.any() for t in targets.values())
+
+
+def test_rerun_resumes_from_the_cache(first_run, tmp_path):
+  config, summary, num_train = first_run
+  out_dir = tmp_path / 'resumed'
+  shutil.copytree(config.extract.out_dir, out_dir)
+  cache_dir = out_dir / extract.CACHE_DIR
+  dropped = summary['computed'][0]
+  os.remove(extract.cache_path(str(cache_dir), dropped))  # as if interrupted before this one
+  config = _config(pathlib.Path(config.data.root), out_dir)
+  again = extract.run_extraction(config)
+  assert again['computed'] == [dropped]
+  assert len(again['cached']) == num_train - 1
+  assert list(again['skipped']) == [CORRUPT_ID]  # failures are retried, never cached
+  before = AuxTargetStore(str(first_run[0].extract.out_dir))
+  after = AuxTargetStore(str(out_dir))
+  for video_id in summary['computed']:
+    for name in after.dims:
+      np.testing.assert_array_equal(after.lookup(video_id)[0][name],
+                                    before.lookup(video_id)[0][name])
+
+
+def test_changed_stream_settings_recompute_only_that_stream(first_run, tmp_path):
+  config, summary, _ = first_run
+  out_dir = tmp_path / 'changed'
+  shutil.copytree(config.extract.out_dir, out_dir)
+  config = _config(pathlib.Path(config.data.root), out_dir,
+                   streams='odf_shape,sdf_spectral')
+  config.extract.stream.sdf_spectral.d = 32
+  again = extract.run_extraction(config)
+  assert sorted(again['computed']) == sorted(summary['computed'])  # sdf_spectral was stale
+  store = AuxTargetStore(str(out_dir))
+  assert store.dims == {'odf_shape': 128, 'sdf_spectral': 32}
+  before = AuxTargetStore(str(first_run[0].extract.out_dir))
+  vid = summary['computed'][0]
+  np.testing.assert_array_equal(store.lookup(vid)[0]['odf_shape'],
+                                before.lookup(vid)[0]['odf_shape'])
+
+
+def test_unknown_stream_is_a_clear_error(first_run):
+  config = _config(pathlib.Path(first_run[0].data.root), '/tmp/unused',
+                   streams='odf_shape,odf_yolo')
+  with pytest.raises(ValueError, match='odf_yolo'):
+    extract.run_extraction(config)
