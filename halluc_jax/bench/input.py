@@ -67,7 +67,8 @@ def time_plain_loop(config, num_clips, seed=0):
     num_frames = video.probe(record.path).num_frames
     indices = sampling.sample_indices(spec.sampling, num_frames, spec.num_frames,
                                       spec.frame_stride, rng)
-    clips.augment_train_clip(clips.decode_clip(record.path, indices), rng, spec)
+    frames = clips.decode_clip(record.path, indices, spec.resize_short)
+    clips.augment_train_clip(frames, rng, spec)
   return num_clips / (time.perf_counter() - start)
 
 

@@ -148,6 +148,17 @@ def read_annotations(csv_path, root, split, multi_label=False):
   return Annotations(records, class_names, missing)
 
 
+def report_missing(result, csv_path, root, split):
+  """Logs the dropped rows of a `read_annotations` result, once per (CSV, root, split)."""
+  key = (os.path.abspath(csv_path), os.path.abspath(root), split)
+  if result.missing_paths and key not in _reported_missing:
+    _reported_missing.add(key)
+    logging.warning('%s split %r: %d of %d videos missing under %s and skipped; first: %s',
+                    csv_path, split, len(result.missing_paths),
+                    len(result.missing_paths) + len(result.records), root,
+                    result.missing_paths[:_NUM_EXAMPLES_REPORTED])
+
+
 def load_annotations(csv_path, root, split, multi_label=False):
   """Records of one split; missing files are dropped with one warning per process.
 
@@ -157,11 +168,5 @@ def load_annotations(csv_path, root, split, multi_label=False):
     list of VideoRecord(video_id, path, label, split), in CSV order.
   """
   result = read_annotations(csv_path, root, split, multi_label)
-  key = (os.path.abspath(csv_path), os.path.abspath(root), split)
-  if result.missing_paths and key not in _reported_missing:
-    _reported_missing.add(key)
-    logging.warning('%s split %r: %d of %d videos missing under %s and skipped; first: %s',
-                    csv_path, split, len(result.missing_paths),
-                    len(result.missing_paths) + len(result.records), root,
-                    result.missing_paths[:_NUM_EXAMPLES_REPORTED])
+  report_missing(result, csv_path, root, split)
   return result.records

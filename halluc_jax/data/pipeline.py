@@ -64,7 +64,8 @@ def load_split(config, split):
   if num_classes < data.num_classes:
     logging.warning('%s names %d classes; config.data.num_classes is %d.', data.annotations,
                     num_classes, data.num_classes)
-  return annotations.load_annotations(data.annotations, data.root, split, data.multi_label)
+  annotations.report_missing(result, data.annotations, data.root, split)
+  return result.records
 
 
 def _aux_store(config):
