@@ -32,9 +32,10 @@ CACHE_DIR = 'cache'
 FORMAT_VERSION = 1  # bump when the maths changes so old caches are recomputed
 
 
-def stream_specs(ex):
-  """{name: spec dict} of the streams to run, from config.extract; validated."""
-  names = [n.strip() for n in str(ex.streams).split(',') if n.strip()]
+def stream_specs(ex, names=None):
+  """{name: spec dict} of the streams to run (default: config.extract.streams); validated."""
+  if names is None:
+    names = [n.strip() for n in str(ex.streams).split(',') if n.strip()]
   if not names:
     raise ValueError('config.extract.streams names no stream.')
   specs = {}

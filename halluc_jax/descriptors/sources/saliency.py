@@ -61,11 +61,14 @@ class StaticSaliency:
 
 
 def _ping_pong(frames, length):
-  """`length` frames cycling forwards then backwards through `frames`."""
+  """`length` frames cycling back and forth through `frames`, ending on frames[0].
+
+  Ending where the real stream starts means the model sees no jump cut at the hand-over.
+  """
   if len(frames) < 2:
     return np.repeat(frames, length, axis=0)
   cycle = np.concatenate([np.arange(len(frames)), np.arange(len(frames) - 2, 0, -1)])
-  return frames[np.resize(cycle, length)]
+  return frames[np.resize(cycle, length)[::-1]]
 
 
 class MotionSaliency:
