@@ -39,9 +39,18 @@ def bench_config(config, data_dir, batch_size, read_threads):
   return config
 
 
+def _forget_probes():
+  # video.probe caches per process; clearing it gives every in-process setting the cold start
+  # that freshly spawned workers have.
+  cache_clear = getattr(getattr(video, '_probe_cached', None), 'cache_clear', None)
+  if cache_clear:
+    cache_clear()
+
+
 def time_pipeline(config, num_workers, num_batches):
   """(start-up seconds, steady clips/s) of the grain train pipeline."""
   config.data.num_workers = num_workers
+  _forget_probes()
   start = time.perf_counter()
   it = pipeline.make_train_dataset(config, process_index=0, process_count=1)
   next(it)
@@ -61,6 +70,7 @@ def time_plain_loop(config, num_clips, seed=0):
   records = pipeline.load_split(config, config.data.train_split)
   rng = np.random.default_rng(seed)
   order = rng.permutation(len(records))
+  _forget_probes()
   start = time.perf_counter()
   for i in range(num_clips):
     record = records[order[i % len(order)]]

@@ -2,8 +2,9 @@
 
 The callables here run inside grain (threads and spawned worker processes), so they hold only
 picklable state: a frozen `ClipSpec`, the split's records and an optional `AuxTargetStore`.
-A video that fails to decode never raises out of them: the element gets a zero clip and
-valid=0, and the failure is logged once per file per process.
+A video that fails to probe or decode (any of DECODE_ERRORS) never raises out of them: the
+element gets a zero clip and valid=0, and the failure is logged once per file per process.
+Errors after decoding (augmentation) are bugs, not bad input, and do propagate.
 """
 import dataclasses
 import logging
@@ -17,7 +18,7 @@ from halluc_jax.data import transforms
 from halluc_jax.data import video
 
 # What a bad file can raise while probed and read: video.py turns FFmpeg failures into
-# VideoReadError; ValueError covers frame indices past a cut the container index hides.
+# VideoReadError; sampling/read_frames raise ValueError on unusable frame counts or indices.
 DECODE_ERRORS = (video.VideoReadError, ValueError, OSError, EOFError, av.error.FFmpegError)
 _warned_paths = set()  # files whose decode failure this process already logged
 _eval_cache = threading.local()  # last decoded eval video of this thread
