@@ -83,7 +83,8 @@ def sample_indices(num_frames, max_frames):
   return np.unique(np.round(np.linspace(0, num_frames - 1, count)).astype(np.int64))
 
 
-def _consecutive_chunks(path, last, resize_short):
+def consecutive_chunks(path, last, resize_short):
+  """Yields (start, frames) chunks of consecutive frames 0..last (motion saliency's input)."""
   for start in range(0, last + 1, MOTION_CHUNK):
     stop = min(last + 1, start + MOTION_CHUNK)
     yield start, video_io.read_frames(path, np.arange(start, stop), resize_short=resize_short)
@@ -121,7 +122,7 @@ def _raw_descriptor(name, spec, clip, video_id):
                       for a, b in clip['pairs']])
     return feature.compute(flows), {'num_flows': len(flows)}
   if source == 'motion':
-    chunks = _consecutive_chunks(clip['path'], int(clip['indices'][-1]), clip['resize_short'])
+    chunks = consecutive_chunks(clip['path'], int(clip['indices'][-1]), clip['resize_short'])
     maps = built(chunks, clip['indices'])
   elif source == 'external_sal':
     maps = built.get(video_id)

@@ -56,8 +56,7 @@ def stream_panels(video_path, specs, num_frames):
     if source in ('shape', 'hog', 'haar', 'mser'):
       panels[name] = ('boxes', built(clip['frames'], clip['indices']))
     elif source == 'motion':
-      chunks = extract_video._consecutive_chunks(  # pylint: disable=protected-access
-          video_path, int(clip['indices'][-1]), None)
+      chunks = extract_video.consecutive_chunks(video_path, int(clip['indices'][-1]), None)
       panels[name] = ('map', built(chunks, clip['indices']))
     elif source == 'flow':
       method = built[0]

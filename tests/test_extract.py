@@ -149,3 +149,15 @@ def test_unknown_stream_is_a_clear_error(first_run):
                    streams='odf_shape,odf_yolo')
   with pytest.raises(ValueError, match='odf_yolo'):
     extract.run_extraction(config)
+
+
+def test_visualize_writes_a_png_per_stream_grid(tiny_dataset, tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from halluc_jax import visualize  # pylint: disable=g-import-not-at-top
+  video_path = str(next((tiny_dataset / 'train').glob('*.mp4')))
+  specs = visualize.built_in_specs(default.get_config())
+  assert {s['source'] for s in specs.values()} == set(visualize.BUILT_IN)
+  out = visualize.render(video_path, str(tmp_path / 'v.png'), specs, num_frames=3)
+  image = np.asarray(Image.open(out).convert('RGB'))
+  assert image.shape[1] > image.shape[0] > 200  # 8 columns x 3 rows of panels
+  assert image.std() > 20  # not blank
