@@ -5,7 +5,7 @@ Ablation on the embedded dataset, in the spirit of the "+SDF MSE" columns of SPE
 Overrides of configs/default.py only; everything else (data, backbone, schedule) is shared by
 the whole ablation so the rows differ in exactly what the row names.
 
-Run (from the repository root; one workdir per seed):
+Run (one workdir per seed):
   python -m halluc_jax.main --config configs/hal_sdf.py \
       --workdir workdirs/hal_sdf_s0 --config.seed=0
 Table of all finished ablation runs:
@@ -13,12 +13,16 @@ Table of all finished ablation runs:
 
 Result: not yet measured.
 """
-from configs import default
+import os
+import runpy
+
+# By path, so the config loads from any working directory (no package import of configs/).
+_DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'default.py')
 
 
 def get_config():
   """Returns the ConfigDict of this ablation row."""
-  c = default.get_config()
+  c = runpy.run_path(_DEFAULT)['get_config']()
   c.name = 'hal_sdf'  # the row label of halluc_jax.tables
   c.model.streams.use_groups = ('sdf',)
   c.loss.hallucination = 'mse'

@@ -5,7 +5,7 @@ tables (SPEC 8.3).
 Overrides of configs/default.py only; everything else (data, backbone, schedule) is shared by
 the whole ablation so the rows differ in exactly what the row names.
 
-Run (from the repository root; one workdir per seed):
+Run (one workdir per seed):
   python -m halluc_jax.main --config configs/rgb_only.py \
       --workdir workdirs/rgb_only_s0 --config.seed=0
 Table of all finished ablation runs:
@@ -13,12 +13,16 @@ Table of all finished ablation runs:
 
 Result: not yet measured.
 """
-from configs import default
+import os
+import runpy
+
+# By path, so the config loads from any working directory (no package import of configs/).
+_DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'default.py')
 
 
 def get_config():
   """Returns the ConfigDict of this ablation row."""
-  c = default.get_config()
+  c = runpy.run_path(_DEFAULT)['get_config']()
   c.name = 'rgb_only'  # the row label of halluc_jax.tables
   c.data.aux_dir = ''  # no auxiliary targets: the model has no hallucination streams
   # Only the classification loss is left; one joint update per step instead of an empty
