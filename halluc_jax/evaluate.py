@@ -9,6 +9,9 @@ are only *compared against*, never fed to the model.
 
 Results go to `<out_dir>/eval_<step>.json` (also copied to `eval_latest.json`) and, for
 single-label data, a confusion-matrix PNG `<out_dir>/confusion_<step>.png`.
+
+Scope: the videos of the iterator this process sees. With several processes each scores its own
+shard; merging the per-video sums across processes is not implemented.
 """
 import json
 import logging
@@ -156,6 +159,9 @@ def evaluate(predict_fn, eval_iter, num_classes, *, multi_label=False, class_nam
       raise ValueError(f'predict_fn returned logits of shape {logits.shape}; expected '
                        f'[batch, {num_classes}].')
     keep = np.asarray(batch['valid']).reshape(-1) > 0
+    if len(logits) != len(keep):  # e.g. global logits for a process-local batch (multi-host)
+      raise ValueError(f'predict_fn returned {len(logits)} rows for a batch of {len(keep)}; '
+                       'it must return one row per row of the (process-local) batch.')
     num_invalid += int((~keep).sum())
     probs = _sigmoid(logits) if multi_label else _softmax(logits)
     labels = np.asarray(batch['label'])

@@ -45,7 +45,8 @@ def _batches(views, batch_size, pad_video):
   for i in range(0, len(views), batch_size):
     chunk = views[i:i + batch_size]
     stack = lambda key, dtype: np.asarray([v[key] for v in chunk], dtype)
-    out.append({'video': stack('video', np.float32), 'label': np.asarray([v['label'] for v in chunk]),
+    out.append({'video': stack('video', np.float32),
+                'label': np.asarray([v['label'] for v in chunk]),
                 'valid': stack('valid', np.float32), 'video_index': stack('video_index', np.int32),
                 'view_index': stack('view_index', np.int32),
                 'aux': {'odf': stack('target', np.float32)},
@@ -147,5 +148,8 @@ def test_bad_inputs_give_clear_errors():
     ev.evaluate(predict_fn, batches, C)
   with pytest.raises(ValueError, match=r'expected \[batch, 3\]'):
     ev.evaluate(predict_fn, _batches(views, 4, pad_video=0), 3)
+  doubled = lambda b: {'logits': np.tile(predict_fn(b)['logits'], (2, 1))}
+  with pytest.raises(ValueError, match='returned 8 rows for a batch of 4'):
+    ev.evaluate(doubled, _batches(views, 4, pad_video=0), C)
   res = ev.evaluate(predict_fn, [], C)  # empty eval set: zeros, no crash
   assert res['num_videos'] == 0 and res['top1'] == 0.0
