@@ -1,0 +1,144 @@
+"""Checkpoints: train state + data-iterator position in one orbax step, and SIGTERM handling.
+
+Layout: `<workdir>/checkpoints/<step>/{state,data}`. 'state' is the whole `TrainState`
+(params, batch_stats, opt_state, step, rng); 'data' is the grain iterator state as JSON, so
+a resumed run sees exactly the batches an uninterrupted one would have seen.
+
+Atomicity is orbax's: a step is written to a temporary directory and renamed into place only
+when complete, so a crash (SIGKILL, power loss) during a save leaves the previous step as the
+latest usable one; unfinished temporary directories are removed at the next start.
+"""
+import logging
+import os
+import signal
+import threading
+
+import jax
+import orbax.checkpoint as ocp
+
+_BYTES_TAG = '__bytes__'
+
+
+def _encode_iterator_state(state):
+  """grain `get_state()` gives a JSON-able dict (dataset API) or bytes (DataLoader)."""
+  if isinstance(state, bytes):
+    return {_BYTES_TAG: state.decode('utf-8')}
+  return state
+
+
+def _decode_iterator_state(state):
+  if isinstance(state, dict) and _BYTES_TAG in state:
+    return state[_BYTES_TAG].encode('utf-8')
+  return state
+
+
+class Checkpointer:
+  """Saves and restores `(TrainState, data iterator)` pairs under `directory`."""
+
+  def __init__(self, directory, ckpt_cfg):
+    """Opens (or creates) the checkpoint directory.
+
+    Args:
+      directory: absolute path, normally `<workdir>/checkpoints`.
+      ckpt_cfg: `config.checkpoint` (keep, async_save).
+    """
+    self.directory = os.path.abspath(directory)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=int(ckpt_cfg.keep) if ckpt_cfg.keep else None,
+        create=True,
+        cleanup_tmp_directories=True,
+        enable_async_checkpointing=bool(ckpt_cfg.async_save),
+    )
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def latest_step(self):
+    """The newest complete step, or None."""
+    return self._manager.latest_step()
+
+  def all_steps(self):
+    return list(self._manager.all_steps())
+
+  def save(self, step, state, data_iterator=None):
+    """Saves `state` (and the iterator position) as `step`; async unless configured not to."""
+    items = {'state': ocp.args.StandardSave(state)}
+    if data_iterator is not None:
+      items['data'] = ocp.args.JsonSave(
+          {'iterator': _encode_iterator_state(data_iterator.get_state())})
+    saved = self._manager.save(int(step), args=ocp.args.Composite(**items), force=True)
+    if saved:
+      logging.info('Checkpoint of step %d queued in %s', step, self.directory)
+    return saved
+
+  def restore(self, abstract_state, data_iterator=None, step=None):
+    """Restores a step (default: the latest) into the shardings of `abstract_state`.
+
+    Args:
+      abstract_state: `TrainState` of `jax.ShapeDtypeStruct` leaves carrying the target
+        shardings, so arrays are read directly into place (never whole on one device).
+      data_iterator: if given, its position is set from the checkpoint.
+      step: which step; None for the latest.
+
+    Returns:
+      The restored `TrainState`.
+    """
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f'No checkpoint in {self.directory}.')
+    items = {'state': ocp.args.StandardRestore(abstract_state)}
+    has_data = data_iterator is not None and os.path.isdir(
+        os.path.join(self.directory, str(step), 'data'))
+    if has_data:
+      items['data'] = ocp.args.JsonRestore()
+    restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+    if has_data:
+      data_iterator.set_state(_decode_iterator_state(restored['data']['iterator']))
+    elif data_iterator is not None:
+      logging.warning('Checkpoint %d has no data-iterator state; the data restarts from the '
+                      'beginning of the epoch.', step)
+    return restored['state']
+
+  def wait(self):
+    """Blocks until any asynchronous save has been committed."""
+    self._manager.wait_until_finished()
+
+  def close(self):
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+
+class PreemptionSignal:
+  """Turns SIGTERM into a flag the train loop polls at step boundaries.
+
+  The loop then saves a checkpoint and returns normally, instead of dying mid-step. Used as
+  a context manager; the previous handler is restored on exit. Outside the main thread
+  (where Python cannot install handlers) it stays inert.
+  """
+
+  def __init__(self, signals=(signal.SIGTERM,)):
+    self._signals = signals
+    self._previous = {}
+    self.received = None
+
+  def _handle(self, signum, frame):
+    del frame
+    self.received = signal.Signals(signum).name
+    logging.warning('%s received: will checkpoint at the end of this step and exit.',
+                    self.received)
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for s in self._signals:
+        self._previous[s] = signal.signal(s, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+    self._previous.clear()
+    return False
+
+
+def abstract_with_shardings(tree, shardings):
+  """`jax.ShapeDtypeStruct` leaves of `tree` carrying `shardings` (a matching tree)."""
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                      tree, shardings)

@@ -1,0 +1,103 @@
+"""Optimisers and learning-rate schedules (optax), per parameter group.
+
+Parameter groups come from `models.hallucinator.param_labels`: 'backbone', 'streams', 'haf',
+'cenet', 'prednet'. Every group gets the same Adam/AdamW and schedule; the backbone's learning
+rate is scaled by `optim.backbone_lr_mult` (0 freezes it with `optax.set_to_zero`, so no Adam
+moments are even allocated for it; SPEC.md 9.4). The alternating scheme of SPEC.md 3.11 builds
+one optimiser per pass, each restricted to the groups that pass may update.
+"""
+import jax
+import optax
+
+GROUPS = ('backbone', 'streams', 'haf', 'cenet', 'prednet')
+
+
+def make_schedule(optim_cfg, steps_per_epoch, total_steps):
+  """Learning rate as a function of the step (`optax.Schedule`).
+
+  Schedules:
+    'halve_every': the paper's, lr * 0.5 ** floor(epoch / halve_every_epochs) (SPEC.md 7).
+    'cosine': cosine decay to `lr * final_lr_frac` over the run.
+    'constant': lr.
+  All of them start with `warmup_steps` of linear warm-up from 0 when that is > 0.
+  """
+  lr = float(optim_cfg.lr)
+  warmup = int(optim_cfg.warmup_steps)
+  name = optim_cfg.schedule
+  if name == 'cosine':
+    return optax.warmup_cosine_decay_schedule(
+        0.0, lr, warmup_steps=warmup, decay_steps=max(total_steps, warmup + 1),
+        end_value=lr * float(optim_cfg.final_lr_frac))
+  if name == 'halve_every':
+    period = max(1, int(round(float(optim_cfg.halve_every_epochs) * steps_per_epoch)))
+    main = optax.exponential_decay(lr, transition_steps=period, decay_rate=0.5, staircase=True)
+  elif name == 'constant':
+    main = optax.constant_schedule(lr)
+  else:
+    raise ValueError(f"config.optim.schedule={name!r}; expected 'halve_every', 'cosine' or "
+                     "'constant'.")
+  if warmup <= 0:
+    return main
+  return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+
+
+def _base_optimizer(optim_cfg, learning_rate):
+  name = optim_cfg.optimizer
+  if name == 'adam':
+    return optax.adam(learning_rate, b1=optim_cfg.b1, b2=optim_cfg.b2, eps=optim_cfg.eps)
+  if name == 'adamw':
+    # No decay on biases and normalisation scales (vectors), the usual AdamW convention.
+    decay_mask = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)  # pylint: disable=unnecessary-lambda-assignment
+    return optax.adamw(learning_rate, b1=optim_cfg.b1, b2=optim_cfg.b2, eps=optim_cfg.eps,
+                       weight_decay=optim_cfg.weight_decay, mask=decay_mask)
+  raise ValueError(f"config.optim.optimizer={name!r}; expected 'adam' or 'adamw'.")
+
+
+def make_optimizer(optim_cfg, schedule, labels, trainable_groups=GROUPS):
+  """Clipped Adam/AdamW over the groups in `trainable_groups`; other groups get zero updates.
+
+  Args:
+    optim_cfg: `config.optim`.
+    schedule: learning-rate schedule (see `make_schedule`).
+    labels: pytree of group names with the structure of the params (or a callable params ->
+      labels), from `param_labels`.
+    trainable_groups: groups this optimiser may change. The backbone is further dropped when
+      `optim_cfg.backbone_lr_mult == 0`.
+
+  Returns:
+    An `optax.GradientTransformation`. Gradients of excluded groups are zeroed *before* the
+    global-norm clipping, so a frozen group never changes the clipping scale.
+  """
+  mult = {g: 1.0 for g in GROUPS}
+  mult['backbone'] = float(optim_cfg.backbone_lr_mult)
+  active = {g for g in trainable_groups if mult[g] > 0}
+  keep = {g: optax.identity() if g in active else optax.set_to_zero() for g in GROUPS}
+  update = {}
+  for g in GROUPS:
+    if g not in active:
+      update[g] = optax.set_to_zero()
+    else:
+      m = mult[g]
+      lr = schedule if m == 1.0 else (lambda step, m=m: m * schedule(step))
+      update[g] = _base_optimizer(optim_cfg, lr)
+  parts = [optax.multi_transform(keep, labels)]
+  if optim_cfg.clip_norm and optim_cfg.clip_norm > 0:
+    parts.append(optax.clip_by_global_norm(float(optim_cfg.clip_norm)))
+  parts.append(optax.multi_transform(update, labels))
+  return optax.chain(*parts)
+
+
+def make_optimizers(optim_cfg, update_scheme, schedule, labels, hal_groups=('streams', 'cenet')):
+  """Optimisers keyed by pass: {'joint': tx} or {'hal': tx1, 'cls': tx2} (SPEC.md 3.11).
+
+  Pass 'hal' updates `hal_groups` (the hallucination streams and CENet, plus the backbone when
+  the hallucination tasks should "co-supervise" it, `config.loss.hal_pass_trains_backbone`);
+  pass 'cls' updates every trainable group. Each pass keeps its own Adam moments.
+  """
+  if update_scheme == 'joint':
+    return {'joint': make_optimizer(optim_cfg, schedule, labels)}
+  if update_scheme == 'alternating':
+    return {'hal': make_optimizer(optim_cfg, schedule, labels, hal_groups),
+            'cls': make_optimizer(optim_cfg, schedule, labels)}
+  raise ValueError(f"config.loss.update_scheme={update_scheme!r}; expected 'joint' or "
+                   "'alternating'.")

@@ -1,0 +1,89 @@
+"""Device mesh and shardings: data parallel by default, logical-axis rules for parameters.
+
+The mesh axes come from `config.mesh.shape`, an ordered mapping such as
+{'data': -1, 'fsdp': 1, 'tensor': 1}; one axis may be -1 ("all remaining devices"). Batches
+are split over ('data', 'fsdp'). Parameters are placed by Flax logical-axis metadata
+(`nn.with_logical_partitioning`) translated through `config.mesh.logical_axis_rules`;
+parameters without metadata are replicated, which on the default mesh is everything.
+"""
+import math
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+BATCH_AXES = ('data', 'fsdp')
+
+
+def make_mesh(mesh_cfg, devices=None):
+  """Builds a `Mesh` from `mesh_cfg.shape` (axis name -> size, one size may be -1)."""
+  devices = list(jax.devices() if devices is None else devices)
+  names = tuple(mesh_cfg.shape.keys())
+  sizes = [int(v) for v in mesh_cfg.shape.values()]
+  if sizes.count(-1) > 1:
+    raise ValueError(f'config.mesh.shape={dict(mesh_cfg.shape)}: at most one axis may be -1.')
+  known = math.prod(s for s in sizes if s != -1)
+  if -1 in sizes:
+    if len(devices) % known:
+      raise ValueError(f'config.mesh.shape={dict(mesh_cfg.shape)} does not divide the '
+                       f'{len(devices)} available devices.')
+    sizes[sizes.index(-1)] = len(devices) // known
+  if math.prod(sizes) != len(devices):
+    raise ValueError(f'config.mesh.shape={dict(mesh_cfg.shape)} needs {math.prod(sizes)} devices; '
+                     f'{len(devices)} are available.')
+  for axis in BATCH_AXES:
+    if axis not in names:
+      raise ValueError(f'config.mesh.shape must have a {axis!r} axis (got {names}).')
+  grid = np.asarray(devices, dtype=object).reshape(sizes)
+  return Mesh(grid, names, axis_types=(AxisType.Auto,) * len(names))
+
+
+def logical_rules(mesh_cfg):
+  """The logical-axis -> mesh-axis table as the tuple of pairs Flax expects."""
+  return tuple((str(k), v if v is None or isinstance(v, str) else tuple(v))
+               for k, v in mesh_cfg.logical_axis_rules)
+
+
+def batch_sharding(mesh):
+  """Leading (batch) dimension split over the data-parallel axes, the rest replicated."""
+  return NamedSharding(mesh, P(BATCH_AXES))
+
+
+def replicated(mesh):
+  return NamedSharding(mesh, P())
+
+
+def data_parallel_size(mesh):
+  return math.prod(mesh.shape[a] for a in BATCH_AXES)
+
+
+def param_shardings(abstract_variables, mesh, rules):
+  """Shardings for a (possibly logically boxed) variable tree from `jax.eval_shape`.
+
+  Args:
+    abstract_variables: output of `jax.eval_shape(model.init, ...)`; leaves may be
+      `nn.LogicallyPartitioned` boxes.
+    mesh: the device mesh.
+    rules: logical-axis rules, see `logical_rules`.
+
+  Returns:
+    A tree of `NamedSharding` with the structure of the *unboxed* variables.
+  """
+  specs = nn.get_partition_spec(abstract_variables)
+  return nn.logical_to_mesh_sharding(specs, mesh, rules)
+
+
+def tree_shardings_like(abstract_tree, sharding):
+  """One sharding for every leaf of `abstract_tree` (e.g. replicated scalars)."""
+  return jax.tree.map(lambda _: sharding, abstract_tree)
+
+
+def opt_state_shardings(tx, abstract_opt_state, params_shardings, mesh):
+  """Optimiser-state shardings: moments follow their parameter, counters are replicated."""
+  import optax  # pylint: disable=g-import-not-at-top
+  masked = optax.MaskedNode  # groups an optimiser does not touch hold no state at all
+  return optax.tree_map_params(
+      tx, lambda x, s: x if isinstance(x, masked) else s, abstract_opt_state, params_shardings,
+      transform_non_params=lambda _: replicated(mesh),
+      is_leaf=lambda x: isinstance(x, (NamedSharding, masked)))

@@ -1,0 +1,335 @@
+"""Training and evaluation loops: `train_and_evaluate(config, workdir)`, `evaluate_only(...)`.
+
+A rerun of the same command in the same workdir resumes from the newest checkpoint (train
+state and data position together), so a killed run continues where its last checkpoint left
+off and ends with the same parameters as an uninterrupted one.
+"""
+import functools
+import json
+import logging
+import math
+import os
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from clu import periodic_actions
+
+from halluc_jax import checkpointing
+from halluc_jax import evaluate as evaluate_lib
+from halluc_jax import metrics_log
+from halluc_jax import optim
+from halluc_jax import sharding
+from halluc_jax import train_step as train_step_lib
+from halluc_jax.data import annotations
+from halluc_jax.data import aux_targets
+from halluc_jax.data import pipeline
+from halluc_jax.models import hallucinator
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN/inf under `train.nan_policy='stop'`."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup helpers.
+# ---------------------------------------------------------------------------------------------
+def stream_info(config):
+  """(stream_dims, stream_groups) from the aux-target manifest; ({}, {}) when RGB-only."""
+  aux_dir = config.data.get('aux_dir', '')
+  if not aux_dir:
+    return {}, {}
+  streams = aux_targets.read_manifest(aux_dir)['streams']
+  dims = {name: int(s['dim']) for name, s in streams.items()}
+  groups = {name: s.get('group', name) for name, s in streams.items()}
+  return dims, groups
+
+
+def build_model(config):
+  dims, groups = stream_info(config)
+  return hallucinator.build_model(config.model, dims, config.data.num_classes, groups or None)
+
+
+def train_schedule_lengths(config):
+  """(steps_per_epoch, total_steps) from the train split size and `config.train`."""
+  num_videos = len(pipeline.load_split(config, config.data.train_split))
+  steps_per_epoch = max(1, num_videos // config.data.batch_size)
+  total = int(config.train.num_train_steps)
+  if total <= 0:
+    total = int(math.ceil(float(config.train.num_epochs) * steps_per_epoch))
+  return steps_per_epoch, total
+
+
+def _dummy_video(config):
+  d = config.data
+  return jnp.zeros((1, d.num_frames, d.crop_size, d.crop_size, 3), jnp.float32)
+
+
+class Setup:
+  """Model, optimisers, mesh and the sharded initial train state (never unsharded first)."""
+
+  def __init__(self, config, total_steps, steps_per_epoch):
+    self.config = config
+    self.mesh = sharding.make_mesh(config.mesh)
+    self.rules = sharding.logical_rules(config.mesh)
+    self.model = build_model(config)
+    self.schedule = optim.make_schedule(config.optim, steps_per_epoch, total_steps)
+    self.batch_sharding = sharding.batch_sharding(self.mesh)
+    self.replicated = sharding.replicated(self.mesh)
+
+    video = _dummy_video(config)
+
+    def init_variables(rng):
+      params_rng, dropout_rng = jax.random.split(rng)
+      # train=True so that train-only submodules (CENet) get parameters too.
+      return self.model.init({'params': params_rng, 'dropout': dropout_rng}, video, train=True)
+
+    rng = jax.random.PRNGKey(int(config.seed))
+    init_rng, state_rng = jax.random.split(rng)
+    boxed = jax.eval_shape(init_variables, init_rng)
+    var_shardings = sharding.param_shardings(boxed, self.mesh, self.rules)
+    abstract_vars = nn.meta.unbox(boxed)
+    self.labels = hallucinator.param_labels(abstract_vars['params'])
+    self.txs = optim.make_optimizers(
+        config.optim, config.loss.update_scheme, self.schedule, self.labels,
+        hallucinator.hallucination_pass_groups(config.loss.hal_pass_trains_backbone))
+    params_sh = var_shardings['params']
+    stats_sh = var_shardings.get('batch_stats', {})
+    opt_sh = {k: sharding.opt_state_shardings(
+        tx, jax.eval_shape(tx.init, abstract_vars['params']), params_sh, self.mesh)
+              for k, tx in self.txs.items()}
+    self.state_shardings = train_step_lib.TrainState(
+        step=self.replicated, params=params_sh, batch_stats=stats_sh, opt_state=opt_sh,
+        rng=self.replicated)
+
+    def init_state(init_rng, state_rng):
+      variables = nn.meta.unbox(init_variables(init_rng))
+      params = variables['params']
+      return train_step_lib.TrainState(
+          step=jnp.zeros((), jnp.int32), params=params,
+          batch_stats=variables.get('batch_stats', {}),
+          opt_state={k: tx.init(params) for k, tx in self.txs.items()}, rng=state_rng)
+
+    self._init_state = jax.jit(init_state, out_shardings=self.state_shardings)
+    self._rngs = (init_rng, state_rng)
+    self.abstract_state = checkpointing.abstract_with_shardings(
+        jax.eval_shape(init_state, init_rng, state_rng), self.state_shardings)
+    self.variable_shardings = {'params': params_sh, 'batch_stats': stats_sh}
+
+  def init_state(self):
+    return self._init_state(*self._rngs)
+
+  def context(self):
+    """Logical-axis rules for tracing the model.
+
+    No global mesh is set: under one, flax's DenseGeneral (the attention projections)
+    re-applies its logical constraint to the *flattened* kernel when it checks parameter
+    shapes, which fails. So the model's activation constraints are no-ops and XLA propagates
+    the explicit input/parameter shardings instead (exact for the default data-parallel mesh).
+    """
+    return nn.logical_axis_rules(self.rules)
+
+  def jit_train_step(self):
+    step = functools.partial(
+        train_step_lib.train_step, model=self.model, txs=self.txs, loss_cfg=self.config.loss,
+        schedule=self.schedule, nan_policy=self.config.train.nan_policy)
+    return jax.jit(step, in_shardings=(self.state_shardings, self.batch_sharding),
+                   out_shardings=(self.state_shardings, self.replicated), donate_argnums=(0,))
+
+  def predict_fn(self, state):
+    """batch (numpy) -> outputs, for `evaluate.evaluate`; only batch['video'] is used."""
+    variables = {'params': state.params, 'batch_stats': state.batch_stats}
+    predict = jax.jit(
+        lambda v, x: train_step_lib.predict_step(v, {'video': x}, model=self.model),
+        in_shardings=(self.variable_shardings, self.batch_sharding),
+        out_shardings=self.replicated)
+
+    def fn(batch):
+      return predict(variables, pipeline.device_put_batch(batch['video'], self.batch_sharding))
+    return fn
+
+
+def _numeric_leaves(batch):
+  """Drops non-numeric entries (ids as strings) that cannot go to the device."""
+  if isinstance(batch, dict):
+    return {k: _numeric_leaves(v) for k, v in batch.items()
+            if not (isinstance(v, np.ndarray) and v.dtype.kind in 'OSU')}
+  return batch
+
+
+def _class_names(config):
+  d = config.data
+  try:
+    return annotations.read_annotations(d.annotations, d.root, d.eval_split,
+                                        d.multi_label).class_names
+  except Exception:  # pylint: disable=broad-except  # names are cosmetic; never fail eval
+    return None
+
+
+def run_eval(config, setup, state, workdir, step):
+  eval_iter = pipeline.make_eval_dataset(config, jax.process_index(), jax.process_count())
+  return evaluate_lib.evaluate(
+      setup.predict_fn(state), eval_iter, config.data.num_classes,
+      multi_label=bool(config.data.multi_label), class_names=_class_names(config),
+      out_dir=os.path.join(workdir, 'eval') if jax.process_index() == 0 else None, step=step)
+
+
+def _eval_scalars(result):
+  out = {f'eval/{k}': result[k] for k in ('top1', 'top5', 'mean_class_accuracy', 'mAP')
+         if k in result and result[k] is not None}
+  for stream, q in result.get('hallucination', {}).items():
+    out[f'eval/hal_cosine/{stream}'] = q['cosine']
+    out[f'eval/hal_r2/{stream}'] = q['r2']
+  return out
+
+
+def _flat_hparams(tree, prefix=''):
+  """Nested config dict -> {'data.batch_size': 8, ...}, scalars only (for TensorBoard)."""
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      out.update(_flat_hparams(v, f'{prefix}{k}.'))
+    elif isinstance(v, (bool, int, float, str)):
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def _write_config(config, workdir):
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      f.write(config.to_json_best_effort(indent=1, sort_keys=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Train loop.
+# ---------------------------------------------------------------------------------------------
+def train_and_evaluate(config, workdir):
+  """Trains (resuming if the workdir has a checkpoint), evaluates, returns a summary dict.
+
+  Returns:
+    {'step': final step, 'train': last logged train scalars, 'eval': final eval result,
+     'preempted': whether SIGTERM ended the run early}.
+
+  Raises:
+    NonFiniteLossError: a NaN/inf loss under `train.nan_policy='stop'`; the checkpoints on
+      disk all predate it.
+  """
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  metrics_log.quiet_library_logs()
+  _write_config(config, workdir)
+  tc = config.train
+  steps_per_epoch, total_steps = train_schedule_lengths(config)
+  setup = Setup(config, total_steps, steps_per_epoch)
+  train_iter = pipeline.make_train_dataset(config, jax.process_index(), jax.process_count())
+  ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'), config.checkpoint)
+  if ckpt.latest_step() is not None:
+    state = ckpt.restore(setup.abstract_state, train_iter)
+    logging.info('Resumed from checkpoint step %d in %s', int(state.step), ckpt.directory)
+  else:
+    state = setup.init_state()
+  step = int(jax.device_get(state.step))
+  num_params = sum(x.size for x in jax.tree.leaves(state.params))
+  logging.info('Model: %s parameters; mesh %s; %d steps (%d per epoch), update scheme %r.',
+               f'{num_params:,}', dict(setup.mesh.shape), total_steps, steps_per_epoch,
+               config.loss.update_scheme)
+
+  writer = metrics_log.create_writer(workdir)
+  if step == 0:
+    writer.write_hparams(_flat_hparams(config.to_dict()))
+  report = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer,
+                                           every_steps=int(tc.log_every), every_secs=None)
+  meter = metrics_log.TrainMeter(config.data.batch_size, total_steps, start_step=step)
+  train_step = setup.jit_train_step()
+  last_saved = ckpt.latest_step()
+  prev_finite = None  # finiteness of the previous step, checked one step late (no sync)
+  scalars, result, preempted = {}, None, False
+
+  def check_finite(flag, at_step, metrics):
+    if tc.nan_policy == 'stop' and not bool(jax.device_get(flag)):
+      host = {k: float(v) for k, v in jax.device_get(metrics).items() if np.ndim(v) == 0}
+      losses = ', '.join(f'{k}={v:.4g}' for k, v in sorted(host.items()) if 'loss' in k)
+      raise NonFiniteLossError(
+          f'Non-finite loss at step {at_step} ({losses}). Training stopped; the newest '
+          f'checkpoint (step {ckpt.latest_step()}) in {ckpt.directory} predates it and is '
+          'intact. Try a lower config.optim.lr or config.optim.clip_norm, or set '
+          "config.train.nan_policy='skip'.")
+
+  first_step, t_start = step, time.perf_counter()
+  try:
+    with checkpointing.PreemptionSignal() as preemption, setup.context():
+      while step < total_steps:
+        with meter.waiting_for_data():
+          batch = next(train_iter)
+          batch = pipeline.device_put_batch(_numeric_leaves(batch), setup.batch_sharding)
+        with jax.profiler.StepTraceAnnotation('train', step_num=step):
+          state, metrics = train_step(state, batch)
+        if prev_finite is not None:
+          check_finite(*prev_finite)
+        step += 1
+        prev_finite = (metrics['finite'], step, metrics)
+        meter.add(metrics)
+        report(step)
+        if step == first_step + 1:  # compilation: keep it out of the throughput figures
+          jax.block_until_ready(metrics)
+          logging.info('First step (with compilation) took %.1f s.', time.perf_counter() - t_start)
+          meter.restart_window(step)
+
+        if step % int(tc.log_every) == 0 or step == total_steps:
+          check_finite(*prev_finite)
+          scalars = meter.summary(step)
+          writer.write_scalars(step, scalars)
+          metrics_log.print_progress(metrics_log.progress_line(
+              step, total_steps, scalars, meter.eta_seconds(step, scalars)))
+
+        save_now = (step % int(tc.checkpoint_every) == 0 or step == total_steps
+                    or preemption.received)
+        if save_now and step != last_saved:
+          check_finite(*prev_finite)
+          t0 = time.perf_counter()
+          ckpt.save(step, state, train_iter)
+          last_saved = step
+          meter.exclude(time.perf_counter() - t0)
+        if preemption.received:
+          logging.warning('Stopping at step %d after %s; checkpoint saved. Rerun the same '
+                          'command to resume.', step, preemption.received)
+          preempted = True
+          break
+
+        if tc.eval_every and step % int(tc.eval_every) == 0 and step != total_steps:
+          t0 = time.perf_counter()
+          with report.timed('eval'):
+            result = run_eval(config, setup, state, workdir, step)
+          writer.write_scalars(step, _eval_scalars(result))
+          meter.exclude(time.perf_counter() - t0)
+      if not preempted:
+        result = run_eval(config, setup, state, workdir, step)
+        writer.write_scalars(step, _eval_scalars(result))
+  finally:
+    ckpt.close()
+    writer.flush()
+
+  summary = {'step': step, 'train': scalars, 'eval': result, 'preempted': preempted}
+  if jax.process_index() == 0 and not preempted:
+    with open(os.path.join(workdir, 'summary.json'), 'w') as f:
+      json.dump({'step': step, 'train': scalars,
+                 'eval': {k: v for k, v in (result or {}).items()
+                          if isinstance(v, (int, float, str))}}, f, indent=1)
+  return summary
+
+
+def evaluate_only(config, workdir, step=None):
+  """Evaluates the newest (or a given) checkpoint in `workdir` on the eval split."""
+  workdir = os.path.abspath(workdir)
+  steps_per_epoch, total_steps = train_schedule_lengths(config)
+  setup = Setup(config, total_steps, steps_per_epoch)
+  ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'), config.checkpoint)
+  if ckpt.latest_step() is None:
+    raise FileNotFoundError(f'No checkpoint to evaluate in {ckpt.directory}; train first '
+                            '(--mode train_and_evaluate).')
+  state = ckpt.restore(setup.abstract_state, step=step)
+  ckpt.close()
+  with setup.context():
+    return run_eval(config, setup, state, workdir, int(jax.device_get(state.step)))

@@ -1,0 +1,251 @@
+"""The trainer end to end on the tiny generated dataset: train + eval, resume, signals, bad input.
+
+Every run uses a tiny model (one 32-wide transformer block on 4 x 32 x 32 clips) and in-process
+decoding (num_workers=0), so a run costs seconds; the subprocess tests use the real entry point
+`python -m halluc_jax.main` with a config file written next to the workdir.
+"""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from halluc_jax import train
+from halluc_jax.data import annotations
+from halluc_jax.data import aux_targets
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO / 'configs' / 'default.py'
+
+TINY = {
+    'data.num_frames': 4, 'data.frame_stride': 1, 'data.crop_size': 32, 'data.resize_short': 36,
+    'data.batch_size': 4, 'data.eval_batch_size': 4, 'data.num_workers': 0,
+    'data.aux_dir': '',
+    'model.backbone.variant': 'Ti/16x2',
+    'model.backbone.overrides': {'depth': 1, 'width': 32, 'mlp_dim': 64, 'num_heads': 2},
+    'model.streams.sketch_dim': 8, 'model.fusion.out_dim': 32, 'model.cenet.hidden_dim': 16,
+    'train.num_train_steps': 2, 'train.log_every': 1, 'train.checkpoint_every': 1,
+    'optim.lr': 1e-3, 'checkpoint.keep': 3,
+}
+
+_CONFIG_FILE = '''"""Tiny test config written by tests/test_train.py."""
+import runpy
+
+
+def get_config():
+  c = runpy.run_path({default!r})['get_config']()
+  for key, value in {overrides!r}.items():
+    *parents, leaf = key.split('.')
+    node = c
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return c
+'''
+
+
+@pytest.fixture(autouse=True)
+def _fast_compilation():
+  """Tiny models compile several times faster without XLA's optimisation passes."""
+  previous = jax.config.read('jax_disable_most_optimizations')
+  jax.config.update('jax_disable_most_optimizations', True)
+  yield
+  jax.config.update('jax_disable_most_optimizations', previous)
+
+
+def _config(root, **overrides):
+  c = _load_default()
+  for key, value in {**TINY, **_data_paths(root), **overrides}.items():
+    *parents, leaf = key.split('.')
+    node = c
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return c
+
+
+def _load_default():
+  import runpy  # pylint: disable=g-import-not-at-top
+  return runpy.run_path(str(DEFAULT_CONFIG))['get_config']()
+
+
+def _data_paths(root):
+  return {'data.root': str(root), 'data.annotations': str(pathlib.Path(root) / 'annotations.csv')}
+
+
+def _write_config(path, root, **overrides):
+  path.write_text(_CONFIG_FILE.format(default=str(DEFAULT_CONFIG),
+                                      overrides={**TINY, **_data_paths(root), **overrides}))
+  return path
+
+
+def _main_cmd(config_path, workdir, *extra):
+  return [sys.executable, '-m', 'halluc_jax.main', f'--config={config_path}',
+          f'--workdir={workdir}', *extra]
+
+
+def _env(cache_dir=None):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL='3',
+             JAX_DISABLE_MOST_OPTIMIZATIONS='1')
+  if cache_dir:  # runs of one config then compile once between them
+    env.update(JAX_COMPILATION_CACHE_DIR=str(cache_dir),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
+  return env
+
+
+def _finished_steps(workdir):
+  ckpt = pathlib.Path(workdir) / 'checkpoints'
+  return sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit()) if ckpt.exists() else []
+
+
+def _saved_state(workdir, step):
+  """The 'state' item of a checkpoint as a flat list of numpy arrays (no target needed)."""
+  with ocp.CheckpointManager(pathlib.Path(workdir) / 'checkpoints') as manager:
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  return [np.asarray(x) for x in jax.tree.leaves(restored['state'])]
+
+
+def _train_records(root):
+  return annotations.load_annotations(str(root / 'annotations.csv'), str(root), 'train')
+
+
+def test_rgb_only_alternating_with_corrupt_videos(tiny_dataset, tmp_path):
+  """2 alternating steps RGB-only; half the train videos are garbage: skipped, counted, trained."""
+  root = tmp_path / 'data'
+  shutil.copytree(tiny_dataset, root)
+  records = _train_records(root)
+  for record in records[::2]:  # 6 of 12: any 8 sampled clips include at least 2 of them
+    pathlib.Path(record.path).write_bytes(b'this is not an mp4 file')
+  workdir = tmp_path / 'wd'
+  out = train.train_and_evaluate(_config(root, **{'loss.update_scheme': 'alternating'}), workdir)
+
+  assert out['step'] == 2 and not out['preempted']
+  scalars = out['train']
+  assert np.isfinite(scalars['loss']) and np.isfinite(scalars['cls_loss'])
+  assert scalars['skipped_videos_total'] >= 2
+  assert scalars['finite'] == 1.0 and 0.0 <= scalars['data_wait_frac'] <= 1.0
+  assert 'grad_norm_hal' in scalars and 'grad_norm_cls' in scalars and scalars['lr'] > 0
+  assert out['eval']['num_videos'] == 12 and 0.0 <= out['eval']['top1'] <= 1.0
+  assert (workdir / 'eval' / 'eval_2.json').is_file()
+  assert any(p.name.startswith('events.out.tfevents') for p in workdir.iterdir())
+  assert _finished_steps(workdir) == [1, 2]
+  summary = json.loads((workdir / 'summary.json').read_text())
+  assert summary['step'] == 2 and summary['train']['skipped_videos_total'] >= 2
+
+
+def test_aux_targets_joint_masks_nan_targets_then_evaluate_only(tiny_dataset, tmp_path):
+  """Joint update with two target streams; NaN targets are masked and counted, loss finite."""
+  records = annotations.load_annotations(str(tiny_dataset / 'annotations.csv'),
+                                         str(tiny_dataset), 'train')
+  records += annotations.load_annotations(str(tiny_dataset / 'annotations.csv'),
+                                          str(tiny_dataset), 'val')
+  rng = np.random.default_rng(0)
+  dims = {'odf': 8, 'sdf': 8}
+  targets = []
+  for i, r in enumerate(records):
+    streams = {name: rng.normal(size=d).astype(np.float32) for name, d in dims.items()}
+    if r.split == 'train' and i % 2 == 0:
+      streams['odf'][3] = np.nan  # must be masked by the store, never reach the loss
+    targets.append((r.video_id, streams))
+  aux_dir = tmp_path / 'targets'
+  aux_targets.write_targets(str(aux_dir), targets,
+                            {'streams': {n: {'dim': d, 'group': n} for n, d in dims.items()}})
+  workdir = tmp_path / 'wd'
+  config = _config(tiny_dataset, **{'data.aux_dir': str(aux_dir), 'loss.update_scheme': 'joint',
+                                    'loss.hallucination': 'uncertainty'})
+  out = train.train_and_evaluate(config, workdir)
+
+  scalars = out['train']
+  assert np.isfinite(scalars['loss']) and np.isfinite(scalars['hal_loss'])
+  assert np.isfinite(scalars['hal_unc/log_det']) and np.isfinite(scalars['hal_mse/odf'])
+  assert scalars['aux_bad_total'] >= 2  # >= 2 of the 6 NaN videos among 8 sampled clips
+  assert set(out['eval']['hallucination']) == {'odf', 'sdf'}
+
+  again = train.evaluate_only(config, workdir)
+  assert again['step'] == 2 and again['top1'] == out['eval']['top1']
+
+
+def test_nan_loss_stops_with_last_good_checkpoint(tiny_dataset, tmp_path):
+  """An exploding learning rate makes the loss non-finite: the run stops, checkpoints predate it."""
+  workdir = tmp_path / 'wd'
+  config = _config(tiny_dataset, **{'optim.lr': 1e30, 'optim.clip_norm': 0.0,
+                                    'train.num_train_steps': 6, 'loss.update_scheme': 'joint'})
+  with pytest.raises(train.NonFiniteLossError, match='Non-finite loss at step'):
+    train.train_and_evaluate(config, workdir)
+  steps = _finished_steps(workdir)
+  assert steps and max(steps) < 6
+  for leaf in _saved_state(workdir, max(steps)):
+    if leaf.dtype.kind == 'f':
+      assert np.all(np.isfinite(leaf))
+
+
+def test_sigterm_checkpoints_and_exits_cleanly_then_resumes(tiny_dataset, tmp_path):
+  workdir = tmp_path / 'wd'
+  config = _config(tiny_dataset, **{'train.num_train_steps': 1000, 'train.checkpoint_every': 1000})
+
+  default_handler = signal.getsignal(signal.SIGTERM)
+
+  def send_sigterm_once_handled():
+    while signal.getsignal(signal.SIGTERM) is default_handler:  # the loop has not started yet
+      time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+  threading.Thread(target=send_sigterm_once_handled, daemon=True).start()
+  out = train.train_and_evaluate(config, workdir)
+  assert out['preempted'] and 0 < out['step'] < 1000
+  assert _finished_steps(workdir) == [out['step']]
+
+  config.train.num_train_steps = out['step'] + 1
+  resumed = train.train_and_evaluate(config, workdir)
+  assert resumed['step'] == out['step'] + 1 and not resumed['preempted']
+
+
+def test_sigkill_resume_gives_identical_parameters(tiny_dataset, tmp_path):
+  """Kill -9 a run mid-training, rerun the same command: bitwise equal to an uninterrupted run."""
+  num_steps = 12
+  config_path = _write_config(tmp_path / 'tiny_config.py', tiny_dataset,
+                              **{'train.num_train_steps': num_steps})
+  reference, killed = tmp_path / 'reference', tmp_path / 'killed'
+  env = _env(cache_dir=tmp_path / 'jax_cache')
+  subprocess.run(_main_cmd(config_path, reference), env=env, check=True, capture_output=True,
+                 timeout=300)
+
+  proc = subprocess.Popen(_main_cmd(config_path, killed), env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    while not _finished_steps(killed) and proc.poll() is None:
+      time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+  finally:
+    proc.wait(timeout=60)
+  assert proc.returncode == -signal.SIGKILL
+  interrupted_at = max(_finished_steps(killed))
+  assert interrupted_at < num_steps, 'the run finished before it could be killed'
+
+  subprocess.run(_main_cmd(config_path, killed), env=env, check=True, capture_output=True,
+                 timeout=300)
+  assert max(_finished_steps(killed)) == num_steps
+  assert len(_finished_steps(killed)) <= TINY['checkpoint.keep']
+  want, got = _saved_state(reference, num_steps), _saved_state(killed, num_steps)
+  assert len(want) == len(got)
+  for a, b in zip(want, got):
+    assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_misspelt_config_key_is_rejected_by_name(tmp_path):
+  proc = subprocess.run(_main_cmd(DEFAULT_CONFIG, tmp_path / 'wd', '--config.data.batchsize=4'),
+                        env=_env(), capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2
+  assert "'data.batchsize'" in proc.stderr and 'batch_size' in proc.stderr
+  assert 'Traceback' not in proc.stderr
+  assert not (tmp_path / 'wd').exists()
