@@ -75,8 +75,14 @@ def test_different_settings_with_same_seed_are_not_merged(tmp_path):
   dirs = [_workdir(tmp_path, 'a', _config('x', 0, groups=('odf',)), 0.6),
           _workdir(tmp_path, 'b', _config('x', 0, groups=('odf',), loss='uncertainty',
                                           structure='diag'), 0.7)]
-  _, rows, _ = tables.build_table(dirs)
+  result_path = tmp_path / 'b' / 'eval' / 'eval_latest.json'
+  result = json.loads(result_path.read_text())
+  result_path.write_text(json.dumps(dict(result, mAP=0.4321)))  # a multi-label run
+  markdown, rows, _ = tables.build_table(dirs)
   assert [(r['loss'], r['covariance']) for r in rows] == [('MSE', '-'), ('Uncert.', 'diag')]
+  assert '| mAP |' in markdown.splitlines()[0]
+  assert markdown.splitlines()[3].startswith(
+      '| x | ODF | Uncert. | diag | 70.0 | 1 | 90.0 | 69.0 | 43.2 |')
 
 
 def test_cli_writes_markdown_and_expands_globs(tmp_path):
