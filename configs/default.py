@@ -100,9 +100,9 @@ def get_config():
   c.model.streams.use = ()  # aux streams to hallucinate, () = every stream in the manifest
   c.model.streams.dims = {}  # name -> dim when there is no manifest (data.aux_dir = '')
   c.model.streams.groups = {}  # name -> group for weighted-mean fusion, e.g. det1 -> 'odf'
-  c.model.streams.sketch_dim = 64  # d per sketch (paper: 128-512)
+  c.model.streams.sketch_dim = 128  # d per sketch (paper: 128-512), as c.extract.stream.*.d
   c.model.streams.num_sketches = 1  # K sketches per stream (paper default 8, SPEC 9.6)
-  c.model.streams.haf_dim = 0  # 0 = K * d
+  c.model.streams.haf_dim = 0  # 0 = the streams' dim if they share one, else K * d
   c.model.streams.pn = 'asinhe'  # PN at the end of every head
   c.model.streams.pn_params = {'gamma': 100.0}
   c.model.fusion = ml_collections.ConfigDict()

@@ -78,7 +78,8 @@ def classification_loss(outputs, batch, loss_cfg):
   logits, labels, valid = outputs['logits'], batch['label'], batch.get('valid')
   if loss_cfg.get('multi_label', False):
     if labels.shape != logits.shape:
-      raise ValueError(f"multi_label needs batch['label'] multi-hot {logits.shape}, got {labels.shape}.")
+      raise ValueError(f"multi_label needs batch['label'] multi-hot {logits.shape}, "
+                       f'got {labels.shape}.')
     loss = sigmoid_binary_cross_entropy(logits, labels, valid)
     return loss, {'cls_loss': loss}
   loss = softmax_cross_entropy(logits, labels, loss_cfg.get('label_smoothing', 0.0), valid)
@@ -143,14 +144,16 @@ def hallucination_loss(outputs, batch, loss_cfg):
                                          loss_cfg.get('barron_scale', 1.0))
                  if robust == 'barron' else r * r)  # 2 rho(alpha=2, c=1) = r^2
       per_sample = jnp.sum(penalty, axis=-1)
-      stream_losses.append(jnp.sum(masks[name] * per_sample) / jnp.maximum(jnp.sum(masks[name]), 1.0))
+      present = jnp.maximum(jnp.sum(masks[name]), 1.0)
+      stream_losses.append(jnp.sum(masks[name] * per_sample) / present)
     loss = jnp.mean(jnp.stack(stream_losses))
   else:
     if robust != 'none':
       raise ValueError("config.loss.robust='barron' applies to the MSE loss only; the uncertainty "
                        'loss is the paper\'s own "robust" loss.')
     if 'cholesky' not in outputs:
-      raise KeyError("The uncertainty loss needs outputs['cholesky']; call the model with train=True.")
+      raise KeyError("The uncertainty loss needs outputs['cholesky']; call the model with "
+                     'train=True.')
     (structure, cholesky), = outputs['cholesky'].items()
     coord_masks = {n: jnp.broadcast_to(m[:, None], residuals[n].shape) for n, m in masks.items()}
     quadratic, log_det = uncertainty_terms(to_layout(residuals, structure), cholesky, structure,

@@ -113,14 +113,16 @@ def test_gradients_finite_at_extreme_inputs(structure):
 
 
 def _outputs_and_batch(rng, dims, batch=4):
-  hallucinated = {n: jnp.asarray(rng.standard_normal((batch, d)), jnp.float32) for n, d in dims.items()}
+  draw = lambda: {n: jnp.asarray(rng.standard_normal((batch, d)), jnp.float32)
+                  for n, d in dims.items()}
+  hallucinated = draw()
   return {
       'logits': jnp.asarray(rng.standard_normal((batch, 6)), jnp.float32),
       'hallucinated': hallucinated,
   }, {
       'label': jnp.arange(batch) % 6,
       'valid': jnp.ones(batch),
-      'aux': {n: jnp.asarray(rng.standard_normal((batch, d)), jnp.float32) for n, d in dims.items()},
+      'aux': draw(),
       'aux_mask': {n: jnp.ones(batch) for n in dims},
   }
 
@@ -143,7 +145,8 @@ def test_mse_hallucination_loss_value_and_metrics():
     m = np.asarray(batch['aux_mask'][n] * batch['valid'])
     sse = ((np.asarray(outputs['hallucinated'][n]) - np.asarray(batch['aux'][n])) ** 2).sum(1)
     per_stream.append((m * sse).sum() / m.sum())
-    np.testing.assert_allclose(metrics[f'hal_mse/{n}'], (m * sse).sum() / m.sum() / DIMS[n], rtol=1e-5)
+    np.testing.assert_allclose(metrics[f'hal_mse/{n}'], (m * sse).sum() / m.sum() / DIMS[n],
+                               rtol=1e-5)
   np.testing.assert_allclose(loss, np.mean(per_stream), rtol=1e-5)
 
 
@@ -178,11 +181,13 @@ def test_uncertainty_mask_equals_dropping_the_stream():
   outputs, batch = _outputs_and_batch(rng, dims)
   full = _random_factor(rng, 'grouped', dims, 4)
   batch['aux_mask']['b'] = jnp.zeros(4)
-  # Sub-factor over streams a, c: rows/cols 0 and 2 of each 3x3 block; off entries (1,0),(2,0),(2,1).
+  # Sub-factor over streams a, c: rows/cols 0 and 2 of each 3x3 block, whose strict lower
+  # entries are (1,0), (2,0), (2,1) in tril order.
   reduced = {'log_diag': full['log_diag'][..., [0, 2]], 'off_diag': full['off_diag'][..., [1]]}
   cfg = _loss_cfg(hallucination='uncertainty')
   with_mask, _ = losses.hallucination_loss(
-      {**outputs, 'cholesky': {'grouped': {k: jnp.asarray(v) for k, v in full.items()}}}, batch, cfg)
+      {**outputs, 'cholesky': {'grouped': {k: jnp.asarray(v) for k, v in full.items()}}},
+      batch, cfg)
   keep = ('a', 'c')
   without, _ = losses.hallucination_loss(
       {**outputs, 'hallucinated': {n: outputs['hallucinated'][n] for n in keep},
@@ -201,7 +206,8 @@ def test_uncertainty_loss_metrics_and_normalisation():
                                                                       kappa=2.0))
   np.testing.assert_allclose(loss, (metrics['hal_unc/quadratic'] - 2.0 * metrics['hal_unc/log_det'])
                              / sum(DIMS.values()), rtol=1e-5)
-  np.testing.assert_allclose(metrics['hal_unc/log_det'], 2 * chol['log_diag'].sum(1).mean(), rtol=1e-5)
+  np.testing.assert_allclose(metrics['hal_unc/log_det'], 2 * chol['log_diag'].sum(1).mean(),
+                             rtol=1e-5)
 
 
 def test_uncertainty_loss_needs_cholesky_and_rejects_barron():
@@ -209,7 +215,8 @@ def test_uncertainty_loss_needs_cholesky_and_rejects_barron():
   with pytest.raises(KeyError, match='train=True'):
     losses.hallucination_loss(outputs, batch, _loss_cfg(hallucination='uncertainty'))
   with pytest.raises(ValueError, match='MSE loss only'):
-    losses.hallucination_loss(outputs, batch, _loss_cfg(hallucination='uncertainty', robust='barron'))
+    losses.hallucination_loss(outputs, batch,
+                              _loss_cfg(hallucination='uncertainty', robust='barron'))
   with pytest.raises(KeyError, match="'b'"):
     losses.hallucination_loss(outputs, {**batch, 'aux': {'a': batch['aux']['a']}}, _loss_cfg())
 
@@ -230,7 +237,8 @@ def test_softmax_cross_entropy_with_smoothing_and_weights():
   targets[np.arange(5), labels] += 1 - eps
   log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
   want = (-(targets * log_p).sum(1) * weights).sum() / weights.sum()
-  got = losses.softmax_cross_entropy(jnp.asarray(logits), jnp.asarray(labels), eps, jnp.asarray(weights))
+  got = losses.softmax_cross_entropy(jnp.asarray(logits), jnp.asarray(labels), eps,
+                                     jnp.asarray(weights))
   np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
@@ -240,8 +248,8 @@ def test_sigmoid_bce_and_classification_metrics():
   y = (rng.random((3, 4)) > 0.5).astype(np.float32)
   p = 1 / (1 + np.exp(-logits.astype(np.float64)))
   want = -(y * np.log(p) + (1 - y) * np.log(1 - p)).sum(1).mean()
-  np.testing.assert_allclose(losses.sigmoid_binary_cross_entropy(jnp.asarray(logits), jnp.asarray(y)),
-                             want, rtol=1e-5)
+  got = losses.sigmoid_binary_cross_entropy(jnp.asarray(logits), jnp.asarray(y))
+  np.testing.assert_allclose(got, want, rtol=1e-5)
   loss, metrics = losses.classification_loss({'logits': jnp.asarray(logits)},
                                              {'label': jnp.asarray(y)}, _loss_cfg(multi_label=True))
   np.testing.assert_allclose(loss, want, rtol=1e-5)
@@ -272,8 +280,8 @@ def test_barron_special_cases_and_mse_ablation():
   np.testing.assert_allclose(losses.barron_loss(x, 1.999, 1.0), 0.5 * x ** 2, rtol=1e-2, atol=1e-4)
   outputs, batch = _outputs_and_batch(np.random.default_rng(11), DIMS)
   mse, _ = losses.hallucination_loss(outputs, batch, _loss_cfg())
-  robust_l2, _ = losses.hallucination_loss(outputs, batch, _loss_cfg(robust='barron', barron_alpha=2.0,
-                                                                     barron_scale=1.0))
+  robust_l2, _ = losses.hallucination_loss(outputs, batch, _loss_cfg(
+      robust='barron', barron_alpha=2.0, barron_scale=1.0))
   robust_cauchy, _ = losses.hallucination_loss(outputs, batch, _loss_cfg(
       robust='barron', barron_alpha=0.0, barron_scale=1.0))  # 2 log(1 + r^2 / 2) < r^2
   np.testing.assert_allclose(robust_l2, mse, rtol=1e-5)

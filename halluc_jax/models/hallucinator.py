@@ -1,0 +1,161 @@
+"""The full model: ViViT backbone -> hallucination streams + HAF -> fusion -> PredNet (+ CENet).
+
+Training (`train=True`) also returns CENet's Cholesky factor for the uncertainty loss; the test
+path takes RGB only and skips CENet. Parameters sit in five top-level groups, named by
+`param_labels`, so the trainer can update them separately (SPEC 2.6, the alternating scheme):
+
+  backbone  streams  haf  cenet  prednet
+"""
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from halluc_jax.models.cenet import CENet
+from halluc_jax.models.streams import Fusion, PredNet, StreamHead, Streams, fusion_plan
+from halluc_jax.models.variants import decode_variant
+from halluc_jax.models.vivit import ViViT
+
+PARAM_GROUPS = ('backbone', 'streams', 'haf', 'cenet', 'prednet')
+HALLUCINATION_PASS_GROUPS = ('streams', 'cenet')  # pass 1 of the alternating scheme (SPEC 3.11)
+
+
+class HallucinationNet(nn.Module):
+  """Video [B, T, H, W, 3] -> {'logits', 'features', 'hallucinated'[, 'cholesky']}.
+
+  Attributes:
+    backbone: a ViViT module (built by build_model).
+    fusion: a Fusion module (no parameters).
+    cenet: a CENet module.
+    stream_dims: tuple of (name, dim), sorted; () is the RGB-only baseline (HAF + PredNet).
+    num_classes: C.
+    num_sketches: K sketches per stream.
+    pn, pn_params: power normalisation at the end of every head (AsinhE, gamma'=100 default).
+    haf_dim: size of the HAF stream.
+    dtype: compute dtype of the heads' Dense layers.
+  """
+  backbone: nn.Module
+  fusion: nn.Module
+  cenet: nn.Module
+  stream_dims: tuple
+  num_classes: int
+  num_sketches: int = 1
+  pn: str = 'asinhe'
+  pn_params: tuple = (('gamma', 100.0),)
+  haf_dim: int = 64
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, video, *, train):
+    features = self.backbone(video, train=train)
+    hallucinated = Streams(self.stream_dims, self.num_sketches, self.pn, self.pn_params,
+                           self.dtype, name='streams')(features) if self.stream_dims else {}
+    haf = StreamHead(self.haf_dim, self.num_sketches, self.pn, self.pn_params, self.dtype,
+                     name='haf')(features)
+    logits = PredNet(self.num_classes, name='prednet')(self.fusion(hallucinated, haf), train=train)
+    out = {'logits': logits.astype(jnp.float32), 'features': features, 'hallucinated': hallucinated}
+    # CENet parameters are created at init even when init runs the test path.
+    if hallucinated and (train or self.is_initializing()):
+      cholesky = self.cenet(hallucinated, train=train)
+      if train:
+        out['cholesky'] = cholesky
+    return out
+
+
+def _model_dtype(name):
+  try:
+    return jnp.dtype(name)
+  except TypeError as e:
+    raise ValueError(f'config.model.dtype={name!r} is not a dtype name (float32, bfloat16).') from e
+
+
+def build_model(model_cfg, stream_dims, num_classes, stream_groups=None):
+  """Builds a HallucinationNet from `config.model`.
+
+  Args:
+    model_cfg: the `config.model` ConfigDict (see configs/default.py).
+    stream_dims: dict auxiliary stream name -> target dim (K*d); {} = RGB-only baseline.
+    num_classes: number of classes C.
+    stream_groups: dict name -> group for weighted-mean fusion (e.g. det1..det4 -> 'odf');
+      defaults to config.model.streams.groups.
+
+  Returns:
+    An un-initialised HallucinationNet; its variables are 'params' and 'batch_stats', and
+    'dropout' is the only rng it needs in training.
+  """
+  m = model_cfg
+  bad = {k: v for k, v in dict(stream_dims).items() if int(v) <= 0}
+  if bad:
+    raise ValueError(f'Stream dims must be positive, got {bad}.')
+  dims = tuple(sorted((str(k), int(v)) for k, v in dict(stream_dims).items()))
+  groups = dict(stream_groups if stream_groups is not None else m.streams.get('groups', {}))
+  dtype = _model_dtype(m.dtype)
+  size = decode_variant(m.backbone.variant, **dict(m.backbone.get('overrides', {})))
+  backbone = ViViT(size, kind=m.backbone.kind, temporal_depth=m.backbone.temporal_depth,
+                   posemb=m.backbone.posemb, dropout_rate=m.backbone.dropout,
+                   stochastic_depth=m.backbone.stochastic_depth, dtype=dtype)
+  k = m.streams.num_sketches
+  # HAF matches the streams when they share one size (weighted-mean fusion needs that).
+  haf_dim = m.streams.haf_dim or (dims[0][1] if len({v for _, v in dims}) == 1
+                                  else k * m.streams.sketch_dim)
+  plan, haf_score = fusion_plan([n for n, _ in dims], groups, dict(m.fusion.get('scores', {})),
+                                m.fusion.haf_score if m.fusion.haf_score > 0 else None)
+  fusion = Fusion(m.fusion.mode, m.fusion.out_dim, m.fusion.seed, plan, haf_score,
+                  m.fusion.beta, m.fusion.rho)
+  cenet = CENet(m.cenet.structure, m.cenet.hidden_dim, m.cenet.stop_gradient,
+                m.cenet.log_diag_clamp)
+  pn_params = tuple(sorted((str(n), float(v)) for n, v in dict(m.streams.pn_params).items()))
+  return HallucinationNet(backbone, fusion, cenet, dims, int(num_classes), k, m.streams.pn,
+                          pn_params, haf_dim, dtype)
+
+
+def param_labels(params):
+  """Labels every leaf of `params` (or `batch_stats`) with its group in PARAM_GROUPS."""
+  unknown = set(params) - set(PARAM_GROUPS)
+  if unknown:
+    raise ValueError(f'param_labels expects the params collection with top-level keys in '
+                     f'{PARAM_GROUPS}; got unexpected {sorted(unknown)} '
+                     '(pass variables["params"]).')
+  return {group: jax.tree_util.tree_map(lambda _, g=group: g, sub) for group, sub in params.items()}
+
+
+def trainable_mask(params, groups):
+  """Boolean pytree: True for leaves whose group is in `groups` (for optax.masked)."""
+  unknown = set(groups) - set(PARAM_GROUPS)
+  if unknown:
+    raise ValueError(f'Unknown parameter groups {sorted(unknown)}; '
+                     f'expected some of {PARAM_GROUPS}.')
+  return jax.tree_util.tree_map(lambda label: label in groups, param_labels(params))
+
+
+def hallucination_pass_groups(train_backbone):
+  """Groups updated by pass 1 (hallucination loss) of the alternating scheme."""
+  return HALLUCINATION_PASS_GROUPS + (('backbone',) if train_backbone else ())
+
+
+def resolve_streams(model_cfg, manifest=None):
+  """Stream dims and groups from the extraction manifest (or config.model.streams.dims).
+
+  Args:
+    model_cfg: `config.model`; `streams.use` picks streams ((): all), `streams.groups` adds or
+      overrides groups.
+    manifest: parsed manifest.json ({"streams": {name: {"dim": int, "group"?: str}}}) or None.
+
+  Returns:
+    (stream_dims dict name -> dim, stream_groups dict name -> group).
+  """
+  if manifest is not None:
+    available = {n: dict(v) for n, v in manifest['streams'].items()}
+  else:
+    available = {n: {'dim': int(d)} for n, d in dict(model_cfg.streams.dims).items()}
+  use = tuple(model_cfg.streams.get('use', ())) or tuple(sorted(available))
+  missing = [n for n in use if n not in available]
+  if missing:
+    source = 'the target manifest' if manifest is not None else 'config.model.streams.dims'
+    raise ValueError(f'config.model.streams.use names {missing}, absent from {source} '
+                     f'(available: {sorted(available)}).')
+  dims = {n: int(available[n]['dim']) for n in use}
+  groups = {n: available[n]['group'] for n in use if 'group' in available[n]}
+  groups.update({n: g for n, g in dict(model_cfg.streams.get('groups', {})).items() if n in dims})
+  return dims, groups
