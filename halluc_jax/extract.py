@@ -9,6 +9,9 @@ an interruption or a config change recomputes only what is missing or stale), th
 `<out_dir>/targets-*.array_record` + `manifest.json` with `aux_targets.write_targets`; out_dir is
 `config.extract.out_dir`, else `config.data.aux_dir`.
 
+The fingerprint covers the stream's config, the frame sampling and a format version, not the
+content of external files: after regenerating external detections or maps, delete the cache.
+
 Manifest, per stream: dim (= num_sketches * d), raw_dim, group, sketch_dim, num_sketches,
 sketch_seeds, pn {name, params}, source {name, opencv_version, parameters}, num_present; plus
 `skipped_videos` {video_id: reason} (unreadable files are logged, counted and skipped).
@@ -21,6 +24,7 @@ import logging
 import multiprocessing
 import os
 import time
+from typing import NamedTuple, Optional
 import urllib.parse
 
 import numpy as np
@@ -112,8 +116,16 @@ def _init_worker():
   cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
 
 
+class VideoResult(NamedTuple):
+  """What a worker returns for one video."""
+  video_id: str
+  entries: Optional[dict]  # {stream: {'target', 'raw_dim', 'stats', ...}}; None if it failed
+  error: str  # one-line reason when entries is None
+  computed: bool  # False when every stream came from the cache
+
+
 def process_video(job):
-  """Worker: (video_id, path, specs, fingerprints, frames, resize, cache) -> (id, entries, err)."""
+  """Worker: (video_id, path, specs, fingerprints, frames, resize, cache file) -> VideoResult."""
   video_id, path, specs, prints, frames_per_video, resize_short, cache_file = job
   entries = load_cache(cache_file)
   todo = {n: s for n, s in specs.items() if entries.get(n, {}).get('fingerprint') != prints[n]}
@@ -122,11 +134,13 @@ def process_video(job):
       computed = extract_video.compute_streams(video_id, path, todo, frames_per_video,
                                                resize_short)
     except Exception as e:  # pylint: disable=broad-except
-      return video_id, None, f'{type(e).__name__}: {e}'.splitlines()[0][:500]
+      # Any failure skips this video (reported), never the whole job; a bug that breaks every
+      # video still stops the run (see run_extraction).
+      return VideoResult(video_id, None, f'{type(e).__name__}: {e}'.splitlines()[0][:500], True)
     for name, entry in computed.items():
       entries[name] = dict(entry, fingerprint=prints[name])
     save_cache(cache_file, entries)
-  return video_id, {n: entries[n] for n in specs}, bool(todo)
+  return VideoResult(video_id, {n: entries[n] for n in specs}, '', bool(todo))
 
 
 def _run_jobs(jobs, num_workers):
@@ -190,14 +204,14 @@ def run_extraction(config):
   jobs = [(vid, path, specs, prints, int(ex.frames_per_video), int(ex.resize_short),
            cache_path(cache_dir, vid)) for vid, path in videos]
   start, results, skipped, computed, cached = time.time(), {}, {}, [], []
-  for video_id, entries, flag in tqdm(_run_jobs(jobs, int(ex.num_workers)), total=len(jobs),
-                                      desc='extract', unit='video', disable=not ex.progress):
-    if entries is None:
-      logging.warning('Skipping video %s: %s', video_id, flag)
-      skipped[video_id] = flag
+  for result in tqdm(_run_jobs(jobs, int(ex.num_workers)), total=len(jobs), desc='extract',
+                     unit='video', disable=not ex.progress):
+    if result.entries is None:
+      logging.warning('Skipping video %s: %s', result.video_id, result.error)
+      skipped[result.video_id] = result.error
       continue
-    results[video_id] = entries
-    (computed if flag else cached).append(video_id)
+    results[result.video_id] = result.entries
+    (computed if result.computed else cached).append(result.video_id)
   if videos and not results:
     raise RuntimeError(f'Every one of the {len(videos)} videos failed; first: '
                        f'{next(iter(skipped.items()))}.')
