@@ -2,7 +2,7 @@
 # The two commands of halluc_jax:
 #   bash run.sh          set up .venv if needed, prepare the embedded dataset, run the main job
 #   bash run.sh test     set up .venv if needed, run the test suite (extra args go to pytest)
-# Other entry points: bash run.sh bench-input | bench-overhead | shell
+# Other entry points: bash run.sh bench-input | bench-descriptors | shell
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,6 +32,12 @@ prepare_data() {
     echo "[run.sh] generating the embedded 'synthetic actions' dataset in $DATA_DIR"
     "$VENV/bin/python" -m halluc_jax.data.synthetic --out "$DATA_DIR"
   fi
+  if [ ! -f "$DATA_DIR/targets/manifest.json" ]; then
+    echo "[run.sh] extracting auxiliary targets (detectors, saliency, flow) into $DATA_DIR/targets"
+    "$VENV/bin/python" -m halluc_jax.extract --config configs/default.py \
+      --config.data.root="$DATA_DIR" --config.data.annotations="$DATA_DIR/annotations.csv" \
+      --config.data.aux_dir="$DATA_DIR/targets"
+  fi
 }
 
 cmd=${1:-main}
@@ -51,12 +57,17 @@ case "$cmd" in
     prepare_data
     exec "$VENV/bin/python" -m halluc_jax.bench.input --data_dir "$DATA_DIR" "$@"
     ;;
+  bench-descriptors)
+    setup
+    prepare_data
+    exec "$VENV/bin/python" -m halluc_jax.bench.descriptors --data_dir "$DATA_DIR" "$@"
+    ;;
   shell)
     setup
     exec "$VENV/bin/python" "$@"
     ;;
   *)
-    echo "usage: bash run.sh [main|test|bench-input|shell] [args...]" >&2
+    echo "usage: bash run.sh [main|test|bench-input|bench-descriptors|shell] [args...]" >&2
     exit 2
     ;;
 esac
