@@ -91,9 +91,13 @@ def train_step(state, batch, *, model, txs, loss_cfg, schedule, nan_policy='stop
     metrics = dict(metrics, grad_norm=gnorm)
   else:
     hal_rng, cls_rng = jax.random.split(step_rng)
-    params, stats, hal_state, hal_loss, hal_metrics, hal_gnorm = _gradient_pass(
-        model, hal_fn, txs['hal'], state.params, state.batch_stats, state.opt_state['hal'],
-        batch, hal_rng)
+    if getattr(model, 'stream_dims', True):
+      params, stats, hal_state, hal_loss, hal_metrics, hal_gnorm = _gradient_pass(
+          model, hal_fn, txs['hal'], state.params, state.batch_stats, state.opt_state['hal'],
+          batch, hal_rng)
+    else:  # RGB-only: no hallucination loss, so pass 1 would be a full no-op forward/backward
+      params, stats, hal_state = state.params, state.batch_stats, state.opt_state['hal']
+      hal_loss, hal_metrics, hal_gnorm = jnp.zeros((), jnp.float32), {}, jnp.zeros(())
     params, stats, cls_state, cls_loss, cls_metrics, cls_gnorm = _gradient_pass(
         model, cls_fn, txs['cls'], params, stats, state.opt_state['cls'], batch, cls_rng)
     opt_state = {'hal': hal_state, 'cls': cls_state}

@@ -53,13 +53,32 @@ def get_config():
 '''
 
 
-@pytest.fixture(autouse=True)
-def _fast_compilation():
-  """Tiny models compile several times faster without XLA's optimisation passes."""
-  previous = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', previous)
+_FAST_COMPILE = ('jax_disable_most_optimizations', 'jax_compilation_cache_dir',
+                 'jax_persistent_cache_min_compile_time_secs',
+                 'jax_persistent_cache_min_entry_size_bytes')
+
+
+def _read_jax_config(name):
+  try:
+    return jax.config.read(name)
+  except AttributeError:  # options with a context manager are read as attributes
+    return getattr(jax.config, name)
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _fast_compilation(tmp_path_factory):
+  """Compiles fast: no XLA optimisation passes (tiny models), and identical programs (same
+  model in several tests, a rerun after SIGTERM) come from a persistent cache."""
+  from jax._src import compilation_cache  # pylint: disable=g-import-not-at-top
+  previous = {k: _read_jax_config(k) for k in _FAST_COMPILE}
+  cache_dir = tmp_path_factory.mktemp('jax_cache')
+  for k, v in zip(_FAST_COMPILE, (True, str(cache_dir), 0, 0)):
+    jax.config.update(k, v)
+  compilation_cache.reset_cache()
+  yield cache_dir
+  for k, v in previous.items():
+    jax.config.update(k, v)
+  compilation_cache.reset_cache()
 
 
 def _config(root, **overrides):
@@ -210,15 +229,18 @@ def test_sigterm_checkpoints_and_exits_cleanly_then_resumes(tiny_dataset, tmp_pa
   assert resumed['step'] == out['step'] + 1 and not resumed['preempted']
 
 
-def test_sigkill_resume_gives_identical_parameters(tiny_dataset, tmp_path):
-  """Kill -9 a run mid-training, rerun the same command: bitwise equal to an uninterrupted run."""
+def test_sigkill_resume_gives_identical_parameters(tiny_dataset, tmp_path, _fast_compilation):
+  """Kill -9 a run mid-training, rerun the same command: bitwise equal to an uninterrupted run.
+
+  The uninterrupted reference runs in-process with the same config; the subprocesses share its
+  compilation cache, so they run the very executables it compiled.
+  """
   num_steps = 12
-  config_path = _write_config(tmp_path / 'tiny_config.py', tiny_dataset,
-                              **{'train.num_train_steps': num_steps})
+  overrides = {'train.num_train_steps': num_steps}
+  config_path = _write_config(tmp_path / 'tiny_config.py', tiny_dataset, **overrides)
   reference, killed = tmp_path / 'reference', tmp_path / 'killed'
-  env = _env(cache_dir=tmp_path / 'jax_cache')
-  subprocess.run(_main_cmd(config_path, reference), env=env, check=True, capture_output=True,
-                 timeout=300)
+  train.train_and_evaluate(_config(tiny_dataset, **overrides), reference)
+  env = _env(cache_dir=_fast_compilation)
 
   proc = subprocess.Popen(_main_cmd(config_path, killed), env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -249,3 +271,57 @@ def test_misspelt_config_key_is_rejected_by_name(tmp_path):
   assert "'data.batchsize'" in proc.stderr and 'batch_size' in proc.stderr
   assert 'Traceback' not in proc.stderr
   assert not (tmp_path / 'wd').exists()
+
+
+def _optim_cfg(**overrides):
+  c = _load_default().optim
+  for k, v in overrides.items():
+    c[k] = v
+  return c
+
+
+def test_optimizer_groups_schedules_and_frozen_backbone():
+  """Each pass changes only its groups; lr multiplier 0 freezes; the paper's halving schedule."""
+  from halluc_jax import optim  # pylint: disable=g-import-not-at-top
+  from halluc_jax.models import hallucinator  # pylint: disable=g-import-not-at-top
+  params = {g: {'kernel': np.ones((3, 2), np.float32), 'bias': np.zeros(2, np.float32)}
+            for g in hallucinator.PARAM_GROUPS}
+  grads = jax.tree.map(lambda p: np.full_like(p, 0.5), params)
+  labels = hallucinator.param_labels(params)
+
+  cfg = _optim_cfg(schedule='halve_every', lr=1e-3, halve_every_epochs=2, warmup_steps=0)
+  schedule = optim.make_schedule(cfg, steps_per_epoch=5, total_steps=100)
+  assert [float(schedule(s)) for s in (0, 9, 10, 19, 20)] == pytest.approx(
+      [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
+  warm = optim.make_schedule(_optim_cfg(schedule='cosine', lr=1e-3, warmup_steps=4), 5, 20)
+  assert float(warm(0)) == 0.0 and float(warm(4)) == pytest.approx(1e-3)
+  assert float(warm(20)) == pytest.approx(0.0, abs=1e-9)
+
+  def changed(tx):
+    updates, _ = tx.update(grads, tx.init(params), params)
+    return {g for g in params if np.any(np.asarray(updates[g]['kernel']) != 0)}
+
+  txs = optim.make_optimizers(cfg, 'alternating', schedule, labels,
+                              hallucinator.hallucination_pass_groups(False))
+  assert changed(txs['hal']) == {'streams', 'cenet'}
+  assert changed(txs['cls']) == set(hallucinator.PARAM_GROUPS)
+  frozen = _optim_cfg(backbone_lr_mult=0.0)
+  assert changed(optim.make_optimizers(frozen, 'joint', schedule, labels)['joint']) == (
+      set(hallucinator.PARAM_GROUPS) - {'backbone'})
+  tenth = optim.make_optimizers(_optim_cfg(backbone_lr_mult=0.1, weight_decay=0.0), 'joint',
+                                schedule, labels)['joint']
+  updates, _ = tenth.update(grads, tenth.init(params), params)
+  np.testing.assert_allclose(updates['backbone']['kernel'], 0.1 * updates['haf']['kernel'],
+                             rtol=1e-5)
+  with pytest.raises(ValueError, match='update_scheme'):
+    optim.make_optimizers(cfg, 'sequential', schedule, labels)
+
+
+def test_mesh_shape_errors_name_the_config():
+  from halluc_jax import sharding  # pylint: disable=g-import-not-at-top
+  mesh_cfg = _load_default().mesh
+  mesh = sharding.make_mesh(mesh_cfg)
+  assert mesh.shape['data'] == jax.device_count() and sharding.data_parallel_size(mesh) >= 1
+  mesh_cfg.shape.tensor = jax.device_count() + 1
+  with pytest.raises(ValueError, match='config.mesh.shape'):
+    sharding.make_mesh(mesh_cfg)
