@@ -66,6 +66,7 @@ def test_random_reads_match_sequential_decode(zoo, name):
   np.testing.assert_array_equal(frames, reference[idx])
   assert _counters(frames) == idx.tolist()
   assert stats['held'] == 0 and stats['decode_errors'] == 0
+  assert stats['mode'] == ('count' if name == 'h264_raw' else 'pts')  # No silent fallback.
 
 
 @pytest.mark.parametrize('name', [n for n in CFR if vf.ZOO[n][1].get('colour', True)])
@@ -112,6 +113,16 @@ def test_seeking_decodes_far_fewer_frames_than_the_index(zoo):
   assert stats['seeks'] == 1 and stats['decoded'] < 70, stats
   video.read_frames(spec.path, [10, 40, 70], stats=stats)  # Gaps below SEEK_MIN_GAP: no seek.
   assert stats['seeks'] == 0 and stats['decoded'] <= 72
+
+
+def test_seek_landing_far_behind_decodes_through_once(zoo):
+  path = zoo['mp4_long_gop'].path
+  for wanted, max_decoded in (([150], 151), ([200, 100], 201), ([310, 0, 200], 311)):
+    stats = {}
+    assert _counters(video.read_frames(path, wanted, stats=stats)) == wanted
+    # Each seek lands on keyframe 0 or 250; the reader decodes on instead of seeking again.
+    assert stats['mode'] == 'pts' and stats['seeks'] <= 1, (wanted, stats)
+    assert stats['decoded'] <= max_decoded + 4, (wanted, stats)
 
 
 def test_open_gop_leading_frames_make_the_reader_seek_back(zoo):

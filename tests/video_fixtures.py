@@ -170,6 +170,9 @@ ZOO = {
     'mp4_open_gop': ('open_gop.mp4', dict(
         codec='libx264', num_frames=200, gop=12,
         options={'x264-params': 'open-gop=1:bframes=3:scenecut=0'})),
+    # Keyframes only at 0 and 250: a seek for frame 200 lands at 0, far behind.
+    'mp4_long_gop': ('long_gop.mp4', dict(codec='libx264', num_frames=320, gop=250,
+                                          options={'x264-params': 'scenecut=0'})),
     'mkv_vfr': ('vfr.mkv', dict(codec='libx264', num_frames=60, times=VFR_TIMES_MS)),
     'mp4_vfr': ('vfr.mp4', dict(codec='libx264', num_frames=60, times=VFR_TIMES_MS)),
     # Raw Annex-B h264: no container timestamps at all, the reader must count frames.

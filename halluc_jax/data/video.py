@@ -12,11 +12,12 @@ Streams without usable timestamps (missing pts, pts going backwards) are read by
 from the start instead, with no seeking.
 
 Errors: a missing, empty, non-media, corrupt or audio-only file raises `VideoReadError` naming the
-path and the reason. A truncated file serves the frames it still holds; asking for a frame past
-the cut raises `VideoReadError`. Corrupt packets inside a file are skipped, counted in `stats` and
-logged; their slots hold the previous frame.
+path and the reason. A truncated file serves the frames it still holds: `probe` counts only the
+complete ones (and logs the truncation). A wanted frame that cannot be decoded (its packet is
+corrupt, or it lies past a cut the count missed) raises `VideoReadError`; frames are all or none.
 """
 import collections
+import contextlib
 import fractions
 import functools
 import logging
@@ -29,7 +30,7 @@ import numpy as np
 # Decode through gaps up to this many frames (or two keyframe intervals, if larger): seeking back
 # to a keyframe we already passed costs more than decoding on.
 SEEK_MIN_GAP = 64
-# After a seek that lands past the wanted frame, retry this many frames earlier, then from the start.
+# A seek that lands past the wanted frame is retried this many frames earlier, then from the start.
 _SEEK_BACKOFF = (8, 64)
 
 
@@ -58,11 +59,6 @@ def _fail(path, reason):
   return VideoReadError(f"cannot decode video '{path}': {reason}")
 
 
-class _Opened(NamedTuple):
-  container: av.container.InputContainer
-  stream: av.video.stream.VideoStream
-
-
 def _close(a, b, num_frames):
   return abs(a - b) <= max(1.5, 0.01 * num_frames)
 
@@ -80,7 +76,8 @@ def _probe_cached(path, mtime_ns, size):
     with _open(path) as (container, stream):
       num_frames, span = _count_packets(container, stream, rate)
     if duration and span and span < duration - 2 / (rate or 1):
-      _warn_once(path, f'frames for {span:.2f}s of the {duration:.2f}s the header promises: truncated?')
+      _warn_once(path, f'frames span {span:.2f}s of the {duration:.2f}s the header promises: '
+                       'truncated?')
     if span and (not rate or not _close(num_frames, span * rate, num_frames)):
       rate = fractions.Fraction(num_frames) / fractions.Fraction(span)  # VFR: average rate.
   if not rate:
@@ -120,34 +117,27 @@ def _probe_with_rate(path):
   return _probe_cached(os.path.abspath(path), st.st_mtime_ns, st.st_size)
 
 
-class _open:  # pylint: disable=invalid-name
-  """Context manager: opens `path` and yields (container, first video stream)."""
-
-  def __init__(self, path, threads=1):
-    self._path, self._threads, self._container = path, threads, None
-
-  def __enter__(self):
-    try:
-      self._container = av.open(self._path, metadata_errors='ignore')
-    except av.FFmpegError as e:
-      raise _fail(self._path, f'not a readable media file ({e.strerror})') from None
-    streams = [s for s in self._container.streams.video
-               if not s.disposition & av.stream.Disposition.attached_pic]
+@contextlib.contextmanager
+def _open(path, threads=1):
+  """Opens `path`; yields (container, its first video stream) and closes the container."""
+  try:
+    container = av.open(path, metadata_errors='ignore')
+  except av.FFmpegError as e:
+    raise _fail(path, f'not a readable media file ({e.strerror})') from None
+  with container:
+    streams = [s for s in container.streams.video
+               if not s.disposition & av.stream.Disposition.attached_pic]  # Not cover art.
     if not streams:
-      self._container.close()
-      raise _fail(self._path, 'no video stream')
-    stream = streams[0]
-    if stream.codec_context is None:
-      self._container.close()
-      raise _fail(self._path, 'no decoder for its codec')
-    if self._threads != 1:
-      stream.thread_type = 'AUTO'  # frame + slice threads; decoder flushes on every seek.
-      stream.thread_count = self._threads
-    return _Opened(self._container, stream)
-
-  def __exit__(self, *exc):
-    self._container.close()
-    return False
+      raise _fail(path, 'no video stream')
+    if streams[0].codec_context is None:
+      raise _fail(path, 'no decoder for its codec')
+    if threads != 1:
+      streams[0].thread_type = 'AUTO'  # Frame + slice threads; PyAV flushes them on each seek.
+      streams[0].thread_count = threads
+    try:
+      yield container, streams[0]
+    except av.FFmpegError as e:  # Anything the reader did not expect (pix_fmt, seek, I/O...).
+      raise _fail(path, f'{type(e).__name__}: {e.strerror}') from e
 
 
 def _nominal_rate(stream):
@@ -207,8 +197,8 @@ def _rotation(frame, stream):
   """Clockwise display rotation in {0, 90, 180, 270} from the display matrix or `rotate` tag."""
   ccw = frame.rotation  # Display matrix side data, counter-clockwise degrees.
   if not ccw and stream.metadata.get('rotate', '').lstrip('-').isdigit():
-    return int(stream.metadata['rotate']) % 360  # Old muxers: clockwise tag.
-  return int(round(-ccw / 90.0)) % 4 * 90
+    return round(int(stream.metadata['rotate']) / 90) % 4 * 90  # Old muxers: clockwise tag.
+  return round(-ccw / 90) % 4 * 90
 
 
 def _decoded(stream, packets, stats):
@@ -360,11 +350,16 @@ def _read_by_pts(path, wanted, rate, threads, convert, stats):
     start, tb = stream.start_time, stream.time_base
     if start is None or not tb:
       raise _BrokenTimestamps('stream has no start time')
-    gaps, frames, shown, attempt = _KeyframeGaps(), None, None, 0
+    gaps, frames, shown, attempt, sought = _KeyframeGaps(), None, None, 0, -1
     while pending:
-      if frames is None or pending[0] - shown.idx > gaps.seek_gap(shown.idx):
+      # Seek at most once per wanted frame (plus back-off retries): a seek may land far before
+      # it, on a keyframe we already passed, and must then be decoded through, not repeated.
+      if frames is None or (pending[0] > sought and
+                            pending[0] - shown.idx > gaps.seek_gap(shown.idx)):
+        if stats['seeks'] > 4 * len(wanted) + 8:  # Guard against demuxers that seek erratically.
+          raise _BrokenTimestamps(f"{stats['seeks']} seeks for {len(wanted)} frames")
         frames = _seek(container, stream, pending[0], attempt, rate, stats)
-        gaps.last_key, shown = None, None
+        gaps.last_key, shown, sought = None, None, pending[0]
       frame = next(frames, None)
       if frame is None:  # End of stream: the last frame stays on screen, unless the file is cut.
         if shown is None or not _ended_cleanly(shown, container, stream, rate, stats):
