@@ -8,8 +8,11 @@ Variable frame rate: `probe` counts the coded frames N and `fps` is the average 
 when the container's rate disagrees with it). Index i then means "the frame on screen at time
 i / fps": a grid slot without a frame of its own gets the frame before it (sample-and-hold, as a
 player shows it), so every index in [0, N) maps to a real frame and clips keep their duration.
-Streams without usable timestamps (missing pts, pts going backwards) are read by counting frames
-from the start instead, with no seeking.
+AVI files whose header counts dropped-frame slots (e.g. OpenCV's tree.avi) behave the same way:
+the header count stands and a dropped slot holds the previous frame.
+Streams without usable timestamps are read by counting frames from the start instead, with no
+seeking: raw .h264 (no pts), Xvid AVI with packed B-frames and mp4 muxed without composition
+offsets (pts go backwards in display order). Frames and counts then follow decoder output order.
 
 Errors: a missing, empty, non-media, corrupt or audio-only file raises `VideoReadError` naming the
 path and the reason. A truncated file serves the frames it still holds: `probe` counts only the
@@ -239,7 +242,7 @@ def read_frames(path, indices, *, resize_short=None, decode_threads=1, stats=Non
     decode_threads: 1 decodes on the calling thread (best when many loader processes decode in
       parallel); 0 lets FFmpeg pick, n > 1 uses n frame/slice threads.
     stats: optional dict, filled with counters: 'decoded' (frames out of the decoder), 'seeks',
-      'held' (indices served by the previous frame: VFR gaps, skipped packets), 'decode_errors',
+      'held' (indices served by the previous frame: VFR gaps, dropped AVI slots), 'decode_errors',
       'stream_errors' and 'mode' ('pts', or 'count' for streams with broken timestamps).
 
   Returns:
@@ -247,7 +250,8 @@ def read_frames(path, indices, *, resize_short=None, decode_threads=1, stats=Non
 
   Raises:
     ValueError: an index is out of range (the message lists them).
-    VideoReadError: the file cannot be read, or a wanted frame lies past a truncation.
+    VideoReadError: the file cannot be read, or a wanted frame cannot be decoded (its packet is
+      corrupt, or it lies past a truncation).
   """
   indices = np.asarray(indices)
   if indices.ndim != 1 or (indices.size and not np.issubdtype(indices.dtype, np.integer)):
