@@ -1,0 +1,29 @@
+"""Paper scale: ViViT-L/16x2 spatio-temporal on Kinetics-400, frozen backbone (SPEC 9.4).
+
+Everything as configs/vivit_b16x2_k400.py (16 frames at 224 px, bf16, 8 clips per device on 8
+devices, streams bow/fv1/fv2/off with d = 128 and K = 8, uncertainty loss, concat + sketch to
+2000) except the backbone: ViT-L (24 blocks, width 1024), frozen as SPEC 9.4 prescribes for
+large backbones, so only streams, HAF, CENet and PredNet train on its pooled tokens (and XLA
+could drop the backbone's backward pass altogether; see the NOTE below).
+
+Dry run (no data, 8 fake CPU devices):
+  python -m halluc_jax.plan --config configs/vivit_l16x2_k400.py --devices 8
+Result (2-core CPU box, jax 0.10.2; compile 49 s wall):
+  parameters 315,224,368 = backbone 305,490,944 + streams 4,198,400 + haf 1,049,600
+      + cenet 3,681,024 + prednet 804,400
+  forward of one clip: 1.208 TFLOPs = 603.8 GMACs (analytic backbone 596.8 GMACs)
+  train step: 57.16 TFLOPs per device, 457.3 TFLOPs on 8 devices = 7.15 TFLOPs per clip
+  memory per device (CPU compile): arguments 1.38 GiB, temporaries 172.3 GiB, total 173.7 GiB
+  NOTE: the frozen backbone's backward pass is NOT dropped today: train_step logs the norm of
+  all gradients, backbone included, so XLA computes them. With that norm restricted to the
+  trainable groups (measured by patching it): 2.34 TFLOPs per clip, 14.3 GiB temporaries.
+"""
+import os
+import runpy
+
+_B16 = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'vivit_b16x2_k400.py')
+
+
+def get_config():
+  """Returns the ConfigDict."""
+  return runpy.run_path(_B16)['get_config'](variant='L/16x2', backbone_lr_mult=0.0)

@@ -1,0 +1,174 @@
+"""Training throughput and MFU: synthetic in-memory batches vs the real input pipeline.
+
+Compiles the trainer's train step for the config on the current JAX devices (the same program
+`train.py` runs: `plan.AbstractSetup` mirrors `train.Setup`), then times it twice:
+
+  synthetic  batches of the pipeline's exact shapes and dtypes, generated once and already on
+             the devices, so the figure is the step's compute alone;
+  real       `pipeline.make_train_dataset` -> `device_put_batch` -> step, every step, so any
+             time the step waits for decoded clips shows up (the input-bound gap).
+
+Each step is followed by `block_until_ready`; step time is the median over `--steps` steps after
+`--warmup` untimed ones (the real run's warm-up also absorbs worker start-up). Model FLOPs per
+step come from the compiled step's `cost_analysis()` (per-device program x devices); MFU divides
+them by the step time and the devices' peak (`halluc_jax.mfu`), 'n/a' on CPU.
+
+Usage:
+  python -m halluc_jax.bench.train --config configs/default.py --data_dir data/synthetic_actions \
+      [--steps 10 --warmup 2 --real=true --config.data.num_workers=2]
+  (--data_dir sets data.root, data.annotations and, if <data_dir>/targets/manifest.json exists,
+  data.aux_dir; without --data_dir the config's own paths are used.)
+"""
+import os
+import statistics
+import time
+
+from absl import app
+from absl import flags
+import jax
+from ml_collections import config_flags
+import numpy as np
+
+from halluc_jax import mfu as mfu_lib
+from halluc_jax import plan
+from halluc_jax import sharding
+from halluc_jax import train as train_lib
+from halluc_jax.data import pipeline
+
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'default.py')
+
+
+def point_at_data(config, data_dir):
+  """`config` reading the dataset (and its targets, when extracted) under `data_dir`."""
+  config.data.root = data_dir
+  config.data.annotations = os.path.join(data_dir, 'annotations.csv')
+  targets = os.path.join(data_dir, 'targets')
+  config.data.aux_dir = targets if os.path.isfile(os.path.join(targets, 'manifest.json')) else ''
+  return config
+
+
+def synthetic_batch(abstract, num_classes, seed=0):
+  """Numpy arrays shaped like the abstract batch: random clips, labels and targets."""
+  rng = np.random.default_rng(seed)
+
+  def fill(path, spec):
+    name = jax.tree_util.keystr(path)
+    if "'label'" in name:
+      if len(spec.shape) == 2:  # multi-hot
+        return (rng.random(spec.shape) < 0.1).astype(spec.dtype)
+      return rng.integers(0, num_classes, spec.shape).astype(spec.dtype)
+    if "'valid'" in name or "'aux_mask'" in name:
+      return np.ones(spec.shape, spec.dtype)
+    if np.issubdtype(spec.dtype, np.integer):
+      return np.zeros(spec.shape, spec.dtype)
+    return rng.standard_normal(spec.shape).astype(spec.dtype)
+
+  return jax.tree_util.tree_map_with_path(fill, abstract)
+
+
+def _spec(tree):
+  return jax.tree.map(lambda x: (tuple(x.shape), np.dtype(x.dtype).name), tree)
+
+
+def time_steps(step, state, next_batch, steps, warmup):
+  """Runs warmup + steps updates; returns (state, step seconds, batch-wait seconds) lists."""
+  step_s, wait_s = [], []
+  for i in range(warmup + steps):
+    t0 = time.perf_counter()
+    batch = next_batch()
+    t1 = time.perf_counter()
+    state, metrics = step(state, batch)
+    jax.block_until_ready((state, metrics))
+    if i >= warmup:
+      step_s.append(time.perf_counter() - t0)
+      wait_s.append(t1 - t0)
+  return state, step_s, wait_s
+
+
+def real_batches(config, setup, abstract):
+  """(next_batch, close): the real pipeline, filtered to the step's inputs, on the devices."""
+  it = pipeline.make_train_dataset(config, jax.process_index(), jax.process_count())
+  checked = []
+
+  def next_batch():
+    batch = next(it)
+    batch = {k: batch[k] for k in abstract}  # drops host-only entries such as string ids
+    if not checked:
+      local = jax.tree.map(lambda s: jax.ShapeDtypeStruct(
+          (s.shape[0] // jax.process_count(),) + s.shape[1:], s.dtype), abstract)
+      if _spec(batch) != _spec(local):
+        raise ValueError(f'The pipeline batch {_spec(batch)} differs from the synthetic one '
+                         f'{_spec(local)}; plan.abstract_batch is out of date.')
+      checked.append(True)
+    return pipeline.device_put_batch(batch, setup.batch_sharding)
+
+  def close():  # stops grain's worker processes and frees their shared memory
+    if hasattr(it, 'close'):
+      it.close()
+  return next_batch, close
+
+
+def row(name, step_s, wait_s, batch, flops, devices, peak):
+  med = statistics.median(step_s)
+  rate = flops / med
+  return (f'| {name} | {1e3 * med:.1f} | {1e3 * statistics.fmean(step_s):.1f} | '
+          f'{1e3 * statistics.median(wait_s):.1f} | {batch / med:.2f} | {rate / 1e12:.4g} | '
+          f'{mfu_lib.format_mfu(mfu_lib.mfu(flops, med, devices, peak))} |'), med
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  f = flags.FLAGS
+  config = f.config
+  if f.data_dir:
+    config = point_at_data(config, f.data_dir)
+  devices = jax.devices()
+  mesh = sharding.make_mesh(config.mesh, devices)
+  lengths = train_lib.train_schedule_lengths(config) if f.real else (1000, None)
+  setup = plan.AbstractSetup(config, mesh, *lengths)
+  abstract = setup.abstract_batch()
+  state = setup.init_state()
+  with setup.context():
+    t0 = time.perf_counter()
+    step = setup.jit_train_step().lower(setup.abstract_state, abstract).compile()
+    compile_s = time.perf_counter() - t0
+  flops = plan.cost_flops(step) * len(devices)
+  peak = mfu_lib.device_peak_flops(devices[0])
+  batch = int(config.data.batch_size)
+  d = config.data
+  print(f'{jax.default_backend()} x {len(devices)} ({devices[0].device_kind}); '
+        f'ViViT-{config.model.backbone.variant} {dict(config.model.backbone.overrides)}, '
+        f'{d.num_frames}x{d.crop_size}x{d.crop_size}, {config.model.dtype}, '
+        f'{len(setup.stream_dims)} streams, {config.loss.update_scheme} updates; batch {batch}; '
+        f'compile {compile_s:.1f} s; {flops / 1e12:.4g} model TFLOPs per step (XLA cost '
+        f'analysis); peak {"n/a" if peak is None else f"{peak / 1e12:.0f} TFLOP/s"} per device')
+  print(f'{f.steps} timed steps after {f.warmup} warm-up steps, median (mean) wall time')
+  print('| input | step ms | mean ms | batch wait ms | clips/s | TFLOP/s | MFU |')
+  print('|---|---|---|---|---|---|---|')
+  on_device = pipeline.device_put_batch(synthetic_batch(abstract, d.num_classes),
+                                        setup.batch_sharding)
+  state, step_s, wait_s = time_steps(step, state, lambda: on_device, f.steps, f.warmup)
+  line, synthetic_med = row('synthetic, in memory', step_s, wait_s, batch, flops,
+                            len(devices), peak)
+  print(line, flush=True)
+  if f.real:
+    next_batch, close = real_batches(config, setup, abstract)
+    try:
+      _, step_s, wait_s = time_steps(step, state, next_batch, f.steps, f.warmup)
+    finally:
+      close()
+    line, real_med = row(f'real pipeline, {d.num_workers} workers', step_s, wait_s, batch,
+                         flops, len(devices), peak)
+    print(line)
+    print(f'input-bound gap: real / synthetic step time = {real_med / synthetic_med:.2f}x')
+
+
+if __name__ == '__main__':
+  config_flags.DEFINE_config_file('config', _DEFAULT_CONFIG, 'Experiment config file (.py).',
+                                  lock_config=True)
+  flags.DEFINE_string('data_dir', None, 'Dataset root with annotations.csv (and targets/).')
+  flags.DEFINE_integer('steps', 10, 'Timed steps per input mode.')
+  flags.DEFINE_integer('warmup', 2, 'Untimed steps before timing (each mode).')
+  flags.DEFINE_bool('real', True, 'Also time the real grain pipeline (needs the data).')
+  app.run(main)

@@ -1,0 +1,357 @@
+"""Dry-run planner: compile the real train step ahead of time and report its size and cost.
+
+  python -m halluc_jax.plan --config configs/vivit_b16x2_k400.py [--devices 8] [--config.x=..]
+
+Builds the mesh of `config.mesh` over `--devices` fake CPU devices (XLA's
+`--xla_force_host_platform_device_count`, set before jax starts), the model, optimisers and
+train-state shardings exactly as `train.Setup` does, but from abstract values only
+(`jax.eval_shape`: no weight is ever allocated), then lowers and compiles
+`train_step.train_step` with the trainer's in/out shardings and donation for an abstract batch
+shaped like the input pipeline's. It prints:
+
+* parameters, in total and per group (backbone / streams / haf / cenet / prednet);
+* FLOPs of one step from `compiled.cost_analysis()`: per device (the SPMD program each device
+  runs), all devices (x devices) and per clip;
+* forward FLOPs of one clip on the test-time path (backbone, and backbone + heads), from the
+  cost analysis of separately compiled forward programs, also as multiply-adds (FLOPs / 2), next
+  to the analytic backbone count (2 x MACs of the tubelet embedding, the matmuls and the two
+  attention products) as a cross-check;
+* per-device memory from `compiled.memory_analysis()` (arguments, outputs, donated aliases,
+  temporaries, generated code). These are the CPU compiler's buffers; a GPU/TPU compile fuses
+  and schedules differently, so read them as an estimate.
+
+No data is read: stream dims come from the target manifest when `config.data.aux_dir` is set,
+else from `config.model.streams.dims`. `--devices=0` uses the real devices of the default
+backend instead of fake CPU ones.
+"""
+import os
+import re
+import sys
+
+
+def force_host_device_count(num_devices):
+  """Makes XLA's CPU backend expose `num_devices` devices; call before jax initialises."""
+  flags = re.sub(r'--xla_force_host_platform_device_count=\S+', '',
+                 os.environ.get('XLA_FLAGS', '')).split()
+  os.environ['XLA_FLAGS'] = ' '.join(flags + [
+      f'--xla_force_host_platform_device_count={int(num_devices)}'])
+  os.environ['JAX_PLATFORMS'] = 'cpu'
+
+
+def _devices_from_argv(argv, default=8):
+  for i, arg in enumerate(argv):
+    if arg.startswith('--devices='):
+      return int(arg.split('=', 1)[1])
+    if arg == '--devices' and i + 1 < len(argv):
+      return int(argv[i + 1])
+  return default
+
+
+if __name__ == '__main__' and _devices_from_argv(sys.argv) > 0:
+  force_host_device_count(_devices_from_argv(sys.argv))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position  # jax only after the flag above
+import functools
+import json
+import time
+
+from absl import app
+from absl import flags
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from ml_collections import config_flags
+import numpy as np
+
+from halluc_jax import optim
+from halluc_jax import sharding
+from halluc_jax import train_step as train_step_lib
+from halluc_jax.data import aux_targets
+from halluc_jax.models import hallucinator
+from halluc_jax.models.variants import decode_variant
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+GIB = 2.0 ** 30
+
+
+def stream_info(config):
+  """(model stream dims, model stream groups, target dims of a real batch's 'aux')."""
+  aux_dir = config.data.get('aux_dir', '')
+  manifest = aux_targets.read_manifest(aux_dir) if aux_dir else None
+  dims, groups = hallucinator.resolve_streams(config.model, manifest)
+  if manifest is None:
+    return dims, groups, dict(dims)
+  return dims, groups, {n: int(s['dim']) for n, s in manifest['streams'].items()}
+
+
+def abstract_batch(config, target_dims, batch_sharding=None):
+  """ShapeDtypeStructs of one global batch as `pipeline.make_train_dataset` yields it."""
+  d = config.data
+  b = int(d.batch_size)
+  sds = functools.partial(jax.ShapeDtypeStruct, sharding=batch_sharding)
+  batch = {
+      'video': sds((b, d.num_frames, d.crop_size, d.crop_size, 3), jnp.float32),
+      'label': (sds((b, d.num_classes), jnp.float32) if d.multi_label
+                else sds((b,), jnp.int32)),
+      'valid': sds((b,), jnp.float32),
+      'video_index': sds((b,), jnp.int32)}
+  if config.data.get('aux_dir', '') or target_dims:
+    batch['aux'] = {n: sds((b, int(m)), jnp.float32) for n, m in sorted(target_dims.items())}
+    batch['aux_mask'] = {n: sds((b,), jnp.float32) for n in sorted(target_dims)}
+    batch['aux_bad'] = sds((b,), jnp.int32)
+  return batch
+
+
+class AbstractSetup:
+  """`train.Setup` from abstract values, with the model's streams from `stream_info`.
+
+  Same attributes and methods as `train.Setup` (mesh, rules, model, schedule, txs,
+  batch_sharding, replicated, state_shardings, abstract_state, context(), jit_train_step(),
+  init_state()), so the planner and the benchmark compile exactly the trainer's program.
+  """
+
+  def __init__(self, config, mesh, steps_per_epoch=1000, total_steps=None):
+    self.config = config
+    self.mesh = mesh
+    self.rules = sharding.logical_rules(config.mesh)
+    self.stream_dims, groups, self.target_dims = stream_info(config)
+    self.model = hallucinator.build_model(config.model, self.stream_dims,
+                                          config.data.num_classes, groups)
+    if total_steps is None:
+      total_steps = int(config.train.num_train_steps)
+      if total_steps <= 0:
+        total_steps = int(float(config.train.num_epochs) * steps_per_epoch)
+    self.schedule = optim.make_schedule(config.optim, steps_per_epoch, total_steps)
+    self.batch_sharding = sharding.batch_sharding(mesh)
+    self.replicated = sharding.replicated(mesh)
+    d = config.data
+    video = jnp.zeros((1, d.num_frames, d.crop_size, d.crop_size, 3), jnp.float32)
+
+    def init_variables(rng):
+      params_rng, dropout_rng = jax.random.split(rng)
+      return self.model.init({'params': params_rng, 'dropout': dropout_rng}, video, train=True)
+
+    init_rng, state_rng = jax.random.split(jax.random.PRNGKey(int(config.seed)))
+    boxed = jax.eval_shape(init_variables, init_rng)
+    var_shardings = sharding.param_shardings(boxed, mesh, self.rules)
+    self.abstract_variables = nn.meta.unbox(boxed)
+    params = self.abstract_variables['params']
+    self.labels = hallucinator.param_labels(params)
+    self.txs = optim.make_optimizers(
+        config.optim, config.loss.update_scheme, self.schedule, self.labels,
+        hallucinator.hallucination_pass_groups(config.loss.hal_pass_trains_backbone))
+    params_sh = var_shardings['params']
+    stats_sh = var_shardings.get('batch_stats', {})
+    opt_sh = {k: sharding.opt_state_shardings(tx, jax.eval_shape(tx.init, params), params_sh,
+                                              mesh) for k, tx in self.txs.items()}
+    self.state_shardings = train_step_lib.TrainState(
+        step=self.replicated, params=params_sh, batch_stats=stats_sh, opt_state=opt_sh,
+        rng=self.replicated)
+
+    def init_state(init_rng, state_rng):
+      variables = nn.meta.unbox(init_variables(init_rng))
+      return train_step_lib.TrainState(
+          step=jnp.zeros((), jnp.int32), params=variables['params'],
+          batch_stats=variables.get('batch_stats', {}),
+          opt_state={k: tx.init(variables['params']) for k, tx in self.txs.items()},
+          rng=state_rng)
+
+    self._init_state = jax.jit(init_state, out_shardings=self.state_shardings)
+    self._rngs = (init_rng, state_rng)
+    self.abstract_state = jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        jax.eval_shape(init_state, init_rng, state_rng), self.state_shardings)
+
+  def init_state(self):
+    return self._init_state(*self._rngs)
+
+  def context(self):
+    return nn.logical_axis_rules(self.rules)
+
+  def jit_train_step(self):
+    step = functools.partial(
+        train_step_lib.train_step, model=self.model, txs=self.txs, loss_cfg=self.config.loss,
+        schedule=self.schedule, nan_policy=self.config.train.nan_policy)
+    return jax.jit(step, in_shardings=(self.state_shardings, self.batch_sharding),
+                   out_shardings=(self.state_shardings, self.replicated), donate_argnums=(0,))
+
+  def abstract_batch(self):
+    return abstract_batch(self.config, self.target_dims, self.batch_sharding)
+
+
+def param_counts(params):
+  """{group: parameter count} over the top-level groups of `params`, plus 'total'."""
+  counts = {g: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(sub))
+            for g, sub in params.items()}
+  return dict(counts, total=sum(counts.values()))
+
+
+def cost_flops(compiled):
+  """FLOPs of a compiled program (one device's program under SPMD)."""
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):  # older jax: one dict per program
+    cost = cost[0]
+  return float(cost.get('flops', float('nan')))
+
+
+def memory_report(compiled):
+  """Per-device bytes from `compiled.memory_analysis()`; total = args + out - alias + temp + code."""
+  m = compiled.memory_analysis()
+  out = {k: int(getattr(m, f'{k}_size_in_bytes')) for k in
+         ('argument', 'output', 'alias', 'temp', 'generated_code')}
+  out['total'] = (out['argument'] + out['output'] - out['alias'] + out['temp']
+                  + out['generated_code'])
+  return out
+
+
+def analytic_backbone_flops(model_cfg, num_frames, crop_size):
+  """Forward FLOPs of one clip through the ViViT backbone, counting 2 FLOPs per multiply-add.
+
+  Counts the tubelet-embedding convolution, every Dense (q, k, v, out, fc1, fc2) and the two
+  attention products (q k^T and p v); LayerNorm, softmax, GELU and biases are left out.
+
+  Returns:
+    {'embed', 'dense', 'attention', 'total'} FLOPs.
+  """
+  b = model_cfg.backbone
+  s = decode_variant(b.variant, **dict(b.get('overrides', {})))
+  nt, nh = num_frames // s.tubelet, crop_size // s.patch_size
+  dense_macs_per_token = 4 * s.width * s.width + 2 * s.width * s.mlp_dim
+
+  def encoder(depth, sequences, length):  # (dense, attention) MACs of `depth` blocks
+    return (depth * sequences * length * dense_macs_per_token,
+            depth * sequences * 2 * length * length * s.width)
+
+  if b.kind == 'factorised':
+    spatial = encoder(s.depth, nt, nh * nh)
+    temporal = encoder(b.temporal_depth, 1, nt)
+    dense, attention = spatial[0] + temporal[0], spatial[1] + temporal[1]
+  else:
+    dense, attention = encoder(s.depth, 1, nt * nh * nh)
+  embed = nt * nh * nh * (s.tubelet * s.patch_size * s.patch_size * 3) * s.width
+  flops = {'embed': 2 * embed, 'dense': 2 * dense, 'attention': 2 * attention}
+  return dict(flops, total=sum(flops.values()))
+
+
+def forward_flops(setup):
+  """(backbone, full test-time model) forward FLOPs of one clip, from XLA's cost analysis."""
+  d = setup.config.data
+  clip = jax.ShapeDtypeStruct((1, d.num_frames, d.crop_size, d.crop_size, 3), jnp.float32)
+  variables = setup.abstract_variables
+  model = setup.model
+  backbone = jax.jit(lambda p, v: model.backbone.apply({'params': p}, v, train=False))
+  full = jax.jit(lambda var, v: model.apply(var, v, train=False)['logits'])
+  with setup.context():
+    return (cost_flops(backbone.lower(variables['params']['backbone'], clip).compile()),
+            cost_flops(full.lower(variables, clip).compile()))
+
+
+def plan(config, devices, with_forward=True):
+  """Compiles the train step for `config` on `devices` and returns the figures as a dict."""
+  mesh = sharding.make_mesh(config.mesh, devices)
+  dp = sharding.data_parallel_size(mesh)
+  if int(config.data.batch_size) % dp:
+    raise ValueError(f'config.data.batch_size={config.data.batch_size} is not divisible by the '
+                     f'{dp} data-parallel devices of mesh {dict(mesh.shape)}.')
+  setup = AbstractSetup(config, mesh)
+  with setup.context():
+    t0 = time.perf_counter()
+    lowered = setup.jit_train_step().lower(setup.abstract_state, setup.abstract_batch())
+    t1, c1 = time.perf_counter(), time.process_time()
+    compiled = lowered.compile()
+    t2, c2 = time.perf_counter(), time.process_time()
+  per_device = cost_flops(compiled)
+  result = {
+      'devices': len(devices), 'device_kind': devices[0].device_kind,
+      'mesh': {k: int(v) for k, v in mesh.shape.items()},
+      'global_batch': int(config.data.batch_size),
+      'per_device_batch': int(config.data.batch_size) // dp,
+      'streams': setup.stream_dims, 'params': param_counts(setup.abstract_variables['params']),
+      'lower_s': t1 - t0, 'compile_s': t2 - t1, 'compile_cpu_s': c2 - c1,
+      'step_flops_per_device': per_device, 'step_flops': per_device * len(devices),
+      'step_flops_per_clip': per_device * len(devices) / int(config.data.batch_size),
+      'memory': memory_report(compiled),
+      'analytic_backbone': analytic_backbone_flops(config.model, config.data.num_frames,
+                                                   config.data.crop_size)}
+  if with_forward:
+    t0 = time.perf_counter()
+    result['forward_backbone_flops'], result['forward_flops'] = forward_flops(setup)
+    result['forward_compile_s'] = time.perf_counter() - t0
+  return result
+
+
+def _si(value, unit):
+  """'17.47 TFLOPs', '365.9 GFLOPs', '2.71 MFLOPs': three to four significant digits."""
+  for scale, prefix in ((1e12, 'T'), (1e9, 'G'), (1e6, 'M'), (1e3, 'k')):
+    if abs(value) >= scale:
+      return f'{value / scale:.4g} {prefix}{unit}'
+  return f'{value:.4g} {unit}'
+
+
+def format_report(config, r):
+  """The planner's printout (a list of lines) for a `plan` result."""
+  d, m, b = config.data, config.model, config.model.backbone
+  fl = lambda x: _si(x, 'FLOPs')  # pylint: disable=unnecessary-lambda-assignment
+  macs = lambda x: _si(x / 2, 'MACs')  # pylint: disable=unnecessary-lambda-assignment
+  p = r['params']
+  lines = [
+      f"Dry run on {r['devices']} x {r['device_kind']}; mesh {r['mesh']}",
+      f"Model: ViViT-{b.variant} {b.kind} (overrides {dict(b.get('overrides', {}))}), "
+      f"{d.num_frames}x{d.crop_size}x{d.crop_size} clips, compute {m.dtype}; "
+      f"{len(r['streams'])} streams {dict(r['streams'])}; update scheme "
+      f"{config.loss.update_scheme!r}, backbone lr x{config.optim.backbone_lr_mult}",
+      f"Batch: {r['global_batch']} clips ({r['per_device_batch']} per device)",
+      f"Parameters: {p['total']:,} total = " + ', '.join(
+          f'{k} {v:,}' for k, v in p.items() if k != 'total'),
+      f"Compile: lower {r['lower_s']:.1f} s, compile {r['compile_s']:.1f} s wall "
+      f"({r['compile_cpu_s']:.1f} s CPU time of this process)",
+      'Train step FLOPs (XLA cost analysis of the compiled step):',
+      f"  per device {fl(r['step_flops_per_device'])}; all devices {fl(r['step_flops'])}; "
+      f"per clip {fl(r['step_flops_per_clip'])}"]
+  a = r['analytic_backbone']
+  if 'forward_flops' in r:
+    fb, ff = r['forward_backbone_flops'], r['forward_flops']
+    lines += [
+        'Forward of one clip, test-time path (cost analysis of compiled forward programs):',
+        f'  backbone {fl(fb)} = {macs(fb)}; full model {fl(ff)} = {macs(ff)}',
+        f"  train step per clip / full forward = {r['step_flops_per_clip'] / ff:.2f}"
+        ' (about 3 per forward+backward pass of the whole model)']
+  lines.append(f"  analytic backbone {fl(a['total'])} = {macs(a['total'])} (embed "
+               f"{fl(a['embed'])}, matmuls {fl(a['dense'])}, attention {fl(a['attention'])})"
+               + (f"; XLA / analytic = {r['forward_backbone_flops'] / a['total']:.3f}"
+                  if 'forward_backbone_flops' in r else ''))
+  mem = r['memory']
+  lines.append('Memory per device (compiled.memory_analysis, CPU compile): ' + ', '.join(
+      f'{k} {mem[k] / GIB:.2f} GiB' for k in
+      ('argument', 'output', 'alias', 'temp', 'generated_code', 'total')))
+  return lines
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  f = flags.FLAGS
+  devices = jax.devices()
+  if f.devices > 0 and len(devices) < f.devices:
+    raise SystemExit(f'FATAL: asked for {f.devices} fake CPU devices but jax has {len(devices)}; '
+                     'was jax initialised before halluc_jax.plan set XLA_FLAGS?')
+  config = f.config
+  try:
+    result = plan(config, devices[:f.devices] if f.devices > 0 else devices, f.forward)
+  except (ValueError, FileNotFoundError) as e:
+    raise SystemExit(f'FATAL: {e}') from e
+  print('\n'.join(format_report(config, result)))
+  if f.json_out:
+    with open(f.json_out, 'w') as out:
+      json.dump(result, out, indent=1)
+
+
+if __name__ == '__main__':
+  config_flags.DEFINE_config_file('config', None, 'Experiment config file (.py).',
+                                  lock_config=True)
+  flags.DEFINE_integer('devices', 8, 'Fake CPU devices for the mesh (0 = the real devices).')
+  flags.DEFINE_bool('forward', True, 'Also compile one-clip forward programs for exact '
+                    'per-clip forward FLOPs.')
+  flags.DEFINE_string('json_out', None, 'Also write the figures as JSON to this path.')
+  flags.mark_flags_as_required(['config'])
+  app.run(main)

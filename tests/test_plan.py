@@ -1,0 +1,158 @@
+"""The dry-run planner (halluc_jax/plan.py): a real compile on 8 fake CPU devices."""
+import json
+import os
+import re
+import runpy
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from halluc_jax import plan
+from halluc_jax import sharding
+from halluc_jax.data import aux_targets
+from halluc_jax.data import pipeline
+from halluc_jax.models import hallucinator
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_CONFIG = '''
+import runpy
+def get_config():
+  c = runpy.run_path({default!r})['get_config']()
+  c.data.aux_dir = ''
+  c.data.num_classes, c.data.num_frames, c.data.crop_size, c.data.batch_size = 5, 4, 16, 8
+  c.model.backbone.overrides = {{'depth': 1, 'width': 32, 'mlp_dim': 64, 'num_heads': 2}}
+  c.model.streams.dims = {{'s1': 16, 's2': 16}}
+  c.model.streams.sketch_dim = 16
+  c.model.fusion.out_dim = 24
+  c.model.cenet.hidden_dim = 8
+  return c
+'''
+
+
+@pytest.fixture(scope='module')
+def tiny_config_path(tmp_path_factory):
+  path = tmp_path_factory.mktemp('plan') / 'tiny.py'
+  path.write_text(TINY_CONFIG.format(default=os.path.join(REPO, 'configs', 'default.py')))
+  return str(path)
+
+
+@pytest.fixture(scope='module')
+def planner_run(tiny_config_path, tmp_path_factory):
+  """(stdout, json result) of the planner on the tiny config, 8 fake devices, in a subprocess."""
+  out = tmp_path_factory.mktemp('plan_out') / 'plan.json'
+  env = dict(os.environ, XLA_FLAGS='', JAX_PLATFORMS='')  # the planner must set both itself
+  proc = subprocess.run(
+      [sys.executable, '-m', 'halluc_jax.plan', '--config', tiny_config_path, '--devices=8',
+       '--json_out', str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc.stdout, json.loads(out.read_text())
+
+
+def test_planner_param_count_matches_eval_shape_in_process(planner_run, tiny_config_path):
+  stdout, result = planner_run
+  config = runpy.run_path(tiny_config_path)['get_config']()
+  dims, groups = hallucinator.resolve_streams(config.model)
+  model = hallucinator.build_model(config.model, dims, config.data.num_classes, groups)
+  video = np.zeros((1, 4, 16, 16, 3), np.float32)
+  variables = jax.eval_shape(
+      lambda: model.init({'params': jax.random.PRNGKey(0), 'dropout': jax.random.PRNGKey(1)},
+                         video, train=True))
+  expected = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(variables['params']))
+  printed = int(re.search(r'Parameters: ([\d,]+) total', stdout).group(1).replace(',', ''))
+  assert printed == expected == result['params']['total']
+  groups_sum = sum(v for k, v in result['params'].items() if k != 'total')
+  assert groups_sum == expected
+  assert set(result['params']) == set(hallucinator.PARAM_GROUPS) | {'total'}
+
+
+def test_planner_reports_mesh_flops_and_memory(planner_run):
+  stdout, result = planner_run
+  assert result['devices'] == 8 and result['device_kind'] == 'cpu'
+  assert result['mesh']['data'] == 8 and result['per_device_batch'] == 1
+  assert result['step_flops_per_device'] > 0
+  assert result['step_flops'] == pytest.approx(8 * result['step_flops_per_device'])
+  # The alternating scheme runs two forward+backward passes: several forwards' worth of work.
+  assert result['step_flops_per_clip'] > 3 * result['forward_flops']
+  assert result['forward_flops'] > result['forward_backbone_flops'] > 0
+  mem = result['memory']
+  assert mem['argument'] > 0 and mem['total'] >= mem['argument']
+  assert 'Memory per device' in stdout and 'Train step FLOPs' in stdout
+
+
+def test_analytic_backbone_flops_agree_with_xla(planner_run):
+  _, result = planner_run
+  ratio = result['forward_backbone_flops'] / result['analytic_backbone']['total']
+  # XLA also counts LayerNorm, softmax, GELU and biases, which the analytic count leaves out.
+  assert 1.0 <= ratio < 1.3
+
+
+def test_analytic_flops_of_vivit_b16x2_is_about_180_gmacs():
+  config = runpy.run_path(os.path.join(REPO, 'configs', 'vivit_b16x2_k400.py'))['get_config']()
+  flops = plan.analytic_backbone_flops(config.model, 16, 224)
+  tokens, width, depth = 8 * 14 * 14, 768, 12
+  assert flops['attention'] == 2 * depth * 2 * tokens ** 2 * width
+  assert flops['dense'] == 2 * depth * tokens * (4 * width ** 2 + 2 * width * 3072)
+  assert 175e9 < flops['total'] / 2 < 185e9  # multiply-adds
+
+
+def test_analytic_flops_of_factorised_encoder_agree_with_xla(tiny_config_path):
+  config = runpy.run_path(tiny_config_path)['get_config']()
+  config.model.backbone.kind = 'factorised'
+  config.model.backbone.temporal_depth = 1
+  model = hallucinator.build_model(config.model, {}, 5)
+  clip = jax.ShapeDtypeStruct((1, 4, 16, 16, 3), np.float32)
+  params = jax.eval_shape(lambda: model.backbone.init(
+      jax.random.PRNGKey(0), jnp.zeros(clip.shape, clip.dtype), train=False))
+  fwd = jax.jit(lambda p, v: model.backbone.apply(p, v, train=False))
+  xla = plan.cost_flops(fwd.lower(params, clip).compile())
+  analytic = plan.analytic_backbone_flops(config.model, 4, 16)['total']
+  assert 1.0 <= xla / analytic < 1.3
+
+
+def test_abstract_batch_matches_the_real_pipeline(tiny_dataset, tiny_config_path, tmp_path):
+  config = runpy.run_path(tiny_config_path)['get_config']()
+  config.data.root = str(tiny_dataset)
+  config.data.annotations = str(tiny_dataset / 'annotations.csv')
+  config.data.num_classes, config.data.batch_size, config.data.num_workers = 12, 2, 0
+  records = pipeline.load_split(config, 'train')
+  # Targets for half the videos, and one stream the model does not use: the batch carries
+  # every stream of the store all the same.
+  manifest = {'streams': {'s1': {'dim': 16}, 'extra': {'dim': 3}}}
+  aux_targets.write_targets(str(tmp_path), [
+      (r.video_id, {'s1': np.ones(16), 'extra': np.ones(3)}) for r in records[::2]], manifest)
+  config.data.aux_dir = str(tmp_path)
+  config.model.streams.use = ('s1',)
+  dims, _, target_dims = plan.stream_info(config)
+  assert dims == {'s1': 16} and target_dims == {'s1': 16, 'extra': 3}
+  real = next(pipeline.make_train_dataset(config, 0, 1))
+  real = {k: v for k, v in real.items() if not (isinstance(v, np.ndarray) and v.dtype.kind in 'OSU')}
+  abstract = plan.abstract_batch(config, target_dims)
+  as_spec = lambda tree: jax.tree.map(lambda x: (tuple(x.shape), np.dtype(x.dtype)), tree)  # pylint: disable=unnecessary-lambda-assignment
+  assert as_spec(abstract) == as_spec(real)
+
+
+def _step_flops(config):
+  mesh = sharding.make_mesh(config.mesh, jax.devices()[:1])
+  setup = plan.AbstractSetup(config, mesh)
+  with setup.context():
+    lowered = setup.jit_train_step().lower(setup.abstract_state, setup.abstract_batch())
+    return plan.cost_flops(lowered.compile())
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "train_step's grad_norm metric is the norm over ALL gradients, frozen backbone included, "
+    'so XLA must still run the backbone backward pass (a trainer fix flips this test)'))
+def test_frozen_backbone_skips_its_backward_pass(tiny_config_path):
+  config = runpy.run_path(tiny_config_path)['get_config']()
+  config.data.batch_size = 2
+  trained = _step_flops(config)
+  config.optim.backbone_lr_mult = 0.0
+  config.loss.hal_pass_trains_backbone = False
+  frozen = _step_flops(config)
+  # Backbone forward only (once per pass) instead of forward + backward: measured 18 % with the
+  # metric fixed (norm over the trainable groups only), 67 % as the step is now.
+  assert frozen < 0.4 * trained
