@@ -47,7 +47,8 @@ def _base_optimizer(optim_cfg, learning_rate):
     return optax.adam(learning_rate, b1=optim_cfg.b1, b2=optim_cfg.b2, eps=optim_cfg.eps)
   if name == 'adamw':
     # No decay on biases and normalisation scales (vectors), the usual AdamW convention.
-    decay_mask = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)  # pylint: disable=unnecessary-lambda-assignment
+    def decay_mask(params):
+      return jax.tree.map(lambda p: p.ndim > 1, params)
     return optax.adamw(learning_rate, b1=optim_cfg.b1, b2=optim_cfg.b2, eps=optim_cfg.eps,
                        weight_decay=optim_cfg.weight_decay, mask=decay_mask)
   raise ValueError(f"config.optim.optimizer={name!r}; expected 'adam' or 'adamw'.")
@@ -87,17 +88,29 @@ def make_optimizer(optim_cfg, schedule, labels, trainable_groups=GROUPS):
   return optax.chain(*parts)
 
 
-def make_optimizers(optim_cfg, update_scheme, schedule, labels, hal_groups=('streams', 'cenet')):
-  """Optimisers keyed by pass: {'joint': tx} or {'hal': tx1, 'cls': tx2} (SPEC.md 3.11).
+def pass_groups(optim_cfg, update_scheme, hal_groups=('streams', 'cenet')):
+  """Groups each pass may change: {'joint': groups} or {'hal': groups, 'cls': groups}.
 
-  Pass 'hal' updates `hal_groups` (the hallucination streams and CENet, plus the backbone when
+  Pass 'hal' takes `hal_groups` (the hallucination streams and CENet, plus the backbone when
   the hallucination tasks should "co-supervise" it, `config.loss.hal_pass_trains_backbone`);
-  pass 'cls' updates every trainable group. Each pass keeps its own Adam moments.
+  'cls' and 'joint' take every group. A backbone with learning-rate multiplier 0 is in none,
+  so the train step does not even differentiate through it.
   """
+  frozen = {'backbone'} if float(optim_cfg.backbone_lr_mult) <= 0 else set()
+
+  def keep(groups):
+    return tuple(g for g in GROUPS if g in groups and g not in frozen)
+
   if update_scheme == 'joint':
-    return {'joint': make_optimizer(optim_cfg, schedule, labels)}
+    return {'joint': keep(GROUPS)}
   if update_scheme == 'alternating':
-    return {'hal': make_optimizer(optim_cfg, schedule, labels, hal_groups),
-            'cls': make_optimizer(optim_cfg, schedule, labels)}
+    return {'hal': keep(hal_groups), 'cls': keep(GROUPS)}
   raise ValueError(f"config.loss.update_scheme={update_scheme!r}; expected 'joint' or "
                    "'alternating'.")
+
+
+def make_optimizers(optim_cfg, update_scheme, schedule, labels, hal_groups=('streams', 'cenet')):
+  """Optimisers keyed by pass, {'joint': tx} or {'hal': tx1, 'cls': tx2} (SPEC.md 3.11), over
+  the groups of `pass_groups`. Each pass keeps its own Adam moments."""
+  return {name: make_optimizer(optim_cfg, schedule, labels, groups)
+          for name, groups in pass_groups(optim_cfg, update_scheme, hal_groups).items()}

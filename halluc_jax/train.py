@@ -37,13 +37,24 @@ class NonFiniteLossError(FloatingPointError):
 # Setup helpers.
 # ---------------------------------------------------------------------------------------------
 def stream_info(config):
-  """(stream_dims, stream_groups) from the aux-target manifest; ({}, {}) when RGB-only."""
+  """(stream_dims, stream_groups) of the streams to hallucinate; ({}, {}) when RGB-only.
+
+  Streams come from the aux-target manifest, narrowed by `config.model.streams.use` (names)
+  and by `config.model.streams.use_groups` (groups, e.g. ('odf',)) when the config has it.
+  """
   aux_dir = config.data.get('aux_dir', '')
   if not aux_dir:
     return {}, {}
-  streams = aux_targets.read_manifest(aux_dir)['streams']
-  dims = {name: int(s['dim']) for name, s in streams.items()}
-  groups = {name: s.get('group', name) for name, s in streams.items()}
+  dims, groups = hallucinator.resolve_streams(config.model, aux_targets.read_manifest(aux_dir))
+  use_groups = tuple(config.model.streams.get('use_groups', ()))
+  if use_groups:
+    known = {groups.get(n, n) for n in dims}
+    unknown = sorted(set(use_groups) - known)
+    if unknown:
+      raise ValueError(f'config.model.streams.use_groups names {unknown}, absent from the '
+                       f'manifest in {aux_dir} (groups there: {sorted(known)}).')
+    dims = {n: d for n, d in dims.items() if groups.get(n, n) in use_groups}
+    groups = {n: g for n, g in groups.items() if n in dims}
   return dims, groups
 
 
@@ -92,9 +103,10 @@ class Setup:
     var_shardings = sharding.param_shardings(boxed, self.mesh, self.rules)
     abstract_vars = nn.meta.unbox(boxed)
     self.labels = hallucinator.param_labels(abstract_vars['params'])
-    self.txs = optim.make_optimizers(
-        config.optim, config.loss.update_scheme, self.schedule, self.labels,
-        hallucinator.hallucination_pass_groups(config.loss.hal_pass_trains_backbone))
+    hal_groups = hallucinator.hallucination_pass_groups(config.loss.hal_pass_trains_backbone)
+    self.pass_groups = optim.pass_groups(config.optim, config.loss.update_scheme, hal_groups)
+    self.txs = optim.make_optimizers(config.optim, config.loss.update_scheme, self.schedule,
+                                     self.labels, hal_groups)
     params_sh = var_shardings['params']
     stats_sh = var_shardings.get('batch_stats', {})
     opt_sh = {k: sharding.opt_state_shardings(
@@ -117,6 +129,7 @@ class Setup:
     self.abstract_state = checkpointing.abstract_with_shardings(
         jax.eval_shape(init_state, init_rng, state_rng), self.state_shardings)
     self.variable_shardings = {'params': params_sh, 'batch_stats': stats_sh}
+    self._predict = None
 
   def init_state(self):
     return self._init_state(*self._rngs)
@@ -133,7 +146,8 @@ class Setup:
 
   def jit_train_step(self):
     step = functools.partial(
-        train_step_lib.train_step, model=self.model, txs=self.txs, loss_cfg=self.config.loss,
+        train_step_lib.train_step, model=self.model, txs=self.txs, groups=self.pass_groups,
+        loss_cfg=self.config.loss,
         schedule=self.schedule, nan_policy=self.config.train.nan_policy)
     return jax.jit(step, in_shardings=(self.state_shardings, self.batch_sharding),
                    out_shardings=(self.state_shardings, self.replicated), donate_argnums=(0,))
@@ -141,13 +155,15 @@ class Setup:
   def predict_fn(self, state):
     """batch (numpy) -> outputs, for `evaluate.evaluate`; only batch['video'] is used."""
     variables = {'params': state.params, 'batch_stats': state.batch_stats}
-    predict = jax.jit(
-        lambda v, x: train_step_lib.predict_step(v, {'video': x}, model=self.model),
-        in_shardings=(self.variable_shardings, self.batch_sharding),
-        out_shardings=self.replicated)
+    if self._predict is None:  # one jitted function, so periodic evals compile only once
+      self._predict = jax.jit(
+          lambda v, x: train_step_lib.predict_step(v, {'video': x}, model=self.model),
+          in_shardings=(self.variable_shardings, self.batch_sharding),
+          out_shardings=self.replicated)
 
     def fn(batch):
-      return predict(variables, pipeline.device_put_batch(batch['video'], self.batch_sharding))
+      video = pipeline.device_put_batch(batch['video'], self.batch_sharding)
+      return self._predict(variables, video)
     return fn
 
 
@@ -168,12 +184,21 @@ def _class_names(config):
     return None
 
 
+def _close(iterator):
+  """Stops grain worker processes now rather than at garbage collection."""
+  if hasattr(iterator, 'close'):
+    iterator.close()
+
+
 def run_eval(config, setup, state, workdir, step):
   eval_iter = pipeline.make_eval_dataset(config, jax.process_index(), jax.process_count())
-  return evaluate_lib.evaluate(
-      setup.predict_fn(state), eval_iter, config.data.num_classes,
-      multi_label=bool(config.data.multi_label), class_names=_class_names(config),
-      out_dir=os.path.join(workdir, 'eval') if jax.process_index() == 0 else None, step=step)
+  try:
+    return evaluate_lib.evaluate(
+        setup.predict_fn(state), eval_iter, config.data.num_classes,
+        multi_label=bool(config.data.multi_label), class_names=_class_names(config),
+        out_dir=os.path.join(workdir, 'eval') if jax.process_index() == 0 else None, step=step)
+  finally:
+    _close(eval_iter)
 
 
 def _eval_scalars(result):
@@ -310,6 +335,7 @@ def train_and_evaluate(config, workdir):
   finally:
     ckpt.close()
     writer.flush()
+    _close(train_iter)
 
   summary = {'step': step, 'train': scalars, 'eval': result, 'preempted': preempted}
   if jax.process_index() == 0 and not preempted:

@@ -127,11 +127,19 @@ def _finished_steps(workdir):
   return sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit()) if ckpt.exists() else []
 
 
-def _saved_state(workdir, step):
-  """The 'state' item of a checkpoint as a flat list of numpy arrays (no target needed)."""
+def _saved_tree(workdir, step):
+  """The 'state' item of a checkpoint as a dict of numpy arrays (no target needed)."""
   with ocp.CheckpointManager(pathlib.Path(workdir) / 'checkpoints') as manager:
     restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  return [np.asarray(x) for x in jax.tree.leaves(restored['state'])]
+  return jax.tree.map(np.asarray, restored['state'])
+
+
+def _saved_state(workdir, step):
+  return jax.tree.leaves(_saved_tree(workdir, step))
+
+
+def _same(a, b):
+  return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 def _train_records(root):
@@ -146,7 +154,8 @@ def test_rgb_only_alternating_with_corrupt_videos(tiny_dataset, tmp_path):
   for record in records[::2]:  # 6 of 12: any 8 sampled clips include at least 2 of them
     pathlib.Path(record.path).write_bytes(b'this is not an mp4 file')
   workdir = tmp_path / 'wd'
-  out = train.train_and_evaluate(_config(root, **{'loss.update_scheme': 'alternating'}), workdir)
+  out = train.train_and_evaluate(
+      _config(root, **{'loss.update_scheme': 'alternating', 'train.eval_every': 1}), workdir)
 
   assert out['step'] == 2 and not out['preempted']
   scalars = out['train']
@@ -155,7 +164,8 @@ def test_rgb_only_alternating_with_corrupt_videos(tiny_dataset, tmp_path):
   assert scalars['finite'] == 1.0 and 0.0 <= scalars['data_wait_frac'] <= 1.0
   assert 'grad_norm_hal' in scalars and 'grad_norm_cls' in scalars and scalars['lr'] > 0
   assert out['eval']['num_videos'] == 12 and 0.0 <= out['eval']['top1'] <= 1.0
-  assert (workdir / 'eval' / 'eval_2.json').is_file()
+  assert (workdir / 'eval' / 'eval_1.json').is_file()  # periodic eval
+  assert (workdir / 'eval' / 'eval_2.json').is_file()  # final eval
   assert any(p.name.startswith('events.out.tfevents') for p in workdir.iterdir())
   assert _finished_steps(workdir) == [1, 2]
   summary = json.loads((workdir / 'summary.json').read_text())
@@ -163,7 +173,8 @@ def test_rgb_only_alternating_with_corrupt_videos(tiny_dataset, tmp_path):
 
 
 def test_aux_targets_joint_masks_nan_targets_then_evaluate_only(tiny_dataset, tmp_path):
-  """Joint update with two target streams; NaN targets are masked and counted, loss finite."""
+  """Joint update with two target streams and a frozen backbone; NaN targets are masked and
+  counted, the loss stays finite; evaluate-only mode reproduces the final evaluation."""
   records = annotations.load_annotations(str(tiny_dataset / 'annotations.csv'),
                                          str(tiny_dataset), 'train')
   records += annotations.load_annotations(str(tiny_dataset / 'annotations.csv'),
@@ -181,8 +192,12 @@ def test_aux_targets_joint_masks_nan_targets_then_evaluate_only(tiny_dataset, tm
                             {'streams': {n: {'dim': d, 'group': n} for n, d in dims.items()}})
   workdir = tmp_path / 'wd'
   config = _config(tiny_dataset, **{'data.aux_dir': str(aux_dir), 'loss.update_scheme': 'joint',
-                                    'loss.hallucination': 'uncertainty'})
+                                    'loss.hallucination': 'uncertainty',
+                                    'optim.backbone_lr_mult': 0.0})
   out = train.train_and_evaluate(config, workdir)
+  first, last = _saved_tree(workdir, 1)['params'], _saved_tree(workdir, 2)['params']
+  assert _same(first['backbone'], last['backbone'])  # frozen
+  assert not _same(first['streams'], last['streams']) and not _same(first['cenet'], last['cenet'])
 
   scalars = out['train']
   assert np.isfinite(scalars['loss']) and np.isfinite(scalars['hal_loss'])
