@@ -52,10 +52,13 @@ def get_config():
 
   # ---- Offline target extraction (halluc_jax/extract.py; `python -m halluc_jax.extract`). ----
   c.extract = ml_collections.ConfigDict()
-  c.extract.streams = 'odf_shape,odf_hog,odf_haar,sdf_spectral,sdf_motion,off_hofmbh'  # to run
-  c.extract.split = 'train'  # 'train' (the paper: training videos only), 'all', or 'train,val'
+  # HOG people / Haar cascades ('odf_hog', 'odf_haar') are built in too, but they rarely fire on
+  # the embedded dataset's shapes and take ~60% of extraction time, so the default run skips them.
+  c.extract.streams = 'odf_shape,odf_mser,sdf_spectral,sdf_motion,off_hofmbh'  # to run
+  # Training uses train targets only (as the paper); val targets measure hallucination quality.
+  c.extract.split = 'train,val'  # 'train', 'all', or a comma list of splits
   c.extract.out_dir = ''  # '' = c.data.aux_dir
-  c.extract.frames_per_video = 32  # J, sampled uniformly (detectors, static saliency, flow)
+  c.extract.frames_per_video = 16  # J, sampled uniformly (detectors, static saliency, flow)
   c.extract.resize_short = 0  # decode at this short side (0 = native; e.g. 240 for real videos)
   c.extract.num_workers = 2  # processes (0 = in-process)
   c.extract.max_videos = 0  # 0 = all (debugging)
@@ -134,19 +137,21 @@ def get_config():
 
   # ---- Training loop (halluc_jax/train.py). ----
   c.train = ml_collections.ConfigDict()
-  c.train.num_epochs = 30.0
+  c.train.num_epochs = 6.0  # ~200 steps: 6-9 min on 2 CPU cores (paper: 50-100 epochs)
   c.train.num_train_steps = -1  # > 0 overrides num_epochs
   c.train.log_every = 10  # steps between metric writes / progress lines
   c.train.eval_every = 0  # steps between evaluations; 0 = only at the end
-  c.train.checkpoint_every = 100  # steps; also at the end and on SIGTERM
+  c.train.checkpoint_every = 50  # steps; also at the end and on SIGTERM
   c.train.nan_policy = 'stop'  # 'stop': NaN/inf loss ends the run; 'skip': drop that update
 
   # ---- Optimiser (halluc_jax/optim.py); paper: Adam 1e-4 halved every 10 epochs. ----
+  # The tiny from-scratch CPU model gets 6 epochs, so it uses 10x the paper's rate, halved every
+  # 2 epochs (measured at 1e-3: train accuracy 8% -> 17% over the 6 epochs).
   c.optim = ml_collections.ConfigDict()
   c.optim.optimizer = 'adamw'  # or 'adam' (the paper's)
-  c.optim.lr = 1e-4
+  c.optim.lr = 1e-3
   c.optim.schedule = 'halve_every'  # 'halve_every' | 'cosine' | 'constant'
-  c.optim.halve_every_epochs = 10.0
+  c.optim.halve_every_epochs = 2.0
   c.optim.warmup_steps = 0
   c.optim.final_lr_frac = 0.0  # cosine: end at lr * this
   c.optim.weight_decay = 1e-4  # adamw only; matrices only, not biases/norm scales
