@@ -137,9 +137,10 @@ class AbstractSetup:
     self.abstract_variables = nn.meta.unbox(boxed)
     params = self.abstract_variables['params']
     self.labels = hallucinator.param_labels(params)
+    hal_groups = hallucinator.hallucination_pass_groups(config.loss.hal_pass_trains_backbone)
+    self.pass_groups = optim.pass_groups(config.optim, config.loss.update_scheme, hal_groups)
     self.txs = optim.make_optimizers(
-        config.optim, config.loss.update_scheme, self.schedule, self.labels,
-        hallucinator.hallucination_pass_groups(config.loss.hal_pass_trains_backbone))
+        config.optim, config.loss.update_scheme, self.schedule, self.labels, hal_groups)
     params_sh = var_shardings['params']
     stats_sh = var_shardings.get('batch_stats', {})
     opt_sh = {k: sharding.opt_state_shardings(tx, jax.eval_shape(tx.init, params), params_sh,
@@ -170,8 +171,8 @@ class AbstractSetup:
 
   def jit_train_step(self):
     step = functools.partial(
-        train_step_lib.train_step, model=self.model, txs=self.txs, loss_cfg=self.config.loss,
-        schedule=self.schedule, nan_policy=self.config.train.nan_policy)
+        train_step_lib.train_step, model=self.model, txs=self.txs, groups=self.pass_groups,
+        loss_cfg=self.config.loss, schedule=self.schedule, nan_policy=self.config.train.nan_policy)
     return jax.jit(step, in_shardings=(self.state_shardings, self.batch_sharding),
                    out_shardings=(self.state_shardings, self.replicated), donate_argnums=(0,))
 

@@ -56,9 +56,6 @@ def test_config_is_default_plus_its_row(name):
   assert 'Result: not yet measured' in source and f'--config configs/{name}.py' in source
 
 
-@pytest.mark.xfail(strict=True, reason='train.stream_info reads every manifest stream and '
-                   'ignores config.model.streams.use / use_groups (owner: trainer + model '
-                   'helpers; see the report). Remove this mark once group selection lands.')
 def test_trainer_selects_streams_by_group(tmp_path):
   from halluc_jax import train  # pylint: disable=g-import-not-at-top
   manifest = {'streams': {'det_a': {'dim': 4, 'group': 'odf'}, 'det_b': {'dim': 4, 'group': 'odf'},

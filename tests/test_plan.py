@@ -143,9 +143,6 @@ def _step_flops(config):
     return plan.cost_flops(lowered.compile())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "train_step's grad_norm metric is the norm over ALL gradients, frozen backbone included, "
-    'so XLA must still run the backbone backward pass (a trainer fix flips this test)'))
 def test_frozen_backbone_skips_its_backward_pass(tiny_config_path):
   config = runpy.run_path(tiny_config_path)['get_config']()
   config.data.batch_size = 2
