@@ -38,6 +38,7 @@ def _config(root, out_dir, **extract_overrides):
   c.data.root = str(root)
   c.data.annotations = str(root / 'annotations.csv')
   c.extract.out_dir = str(out_dir)
+  c.extract.split = 'train'  # the test copy holds the train split only
   c.extract.frames_per_video = 4
   c.extract.num_workers = 0
   c.extract.progress = False

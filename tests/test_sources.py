@@ -105,11 +105,13 @@ def test_haar_loads_three_cascades_and_scales_boxes(tiny_dataset):
 
 
 def test_mser_blobs(tiny_dataset):
-  meta = _videos(tiny_dataset)[2]
-  indices, frames = _frames(tiny_dataset, meta, 4)
-  dets = detectors.build_detector('mser')(frames, indices)
-  _check_detections(dets, indices, [LABEL_INDEX['blob']], 20, 0.3)
-  assert len(dets) > 0
+  found = 0
+  for meta in _videos(tiny_dataset)[:4]:  # some low-contrast clips hold no stable region
+    indices, frames = _frames(tiny_dataset, meta, 4)
+    dets = detectors.build_detector('mser')(frames, indices)
+    _check_detections(dets, indices, [LABEL_INDEX['blob']], 20, 0.3)
+    found += len(dets)
+  assert found > 0
 
 
 def test_bad_frames_are_refused():
