@@ -2,7 +2,7 @@
 # The two commands of halluc_jax:
 #   bash run.sh          set up .venv if needed, prepare the embedded dataset, run the main job
 #   bash run.sh test     set up .venv if needed, run the test suite (extra args go to pytest)
-# Other entry points: bash run.sh bench-input | bench-descriptors | shell
+# Other entry points: bash run.sh bench-input | bench-descriptors | bench-overhead | bench-train | shell
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -62,12 +62,21 @@ case "$cmd" in
     prepare_data
     exec "$VENV/bin/python" -m halluc_jax.bench.descriptors --data_dir "$DATA_DIR" "$@"
     ;;
+  bench-overhead)
+    setup
+    exec "$VENV/bin/python" -m halluc_jax.bench.overhead "$@"
+    ;;
+  bench-train)
+    setup
+    prepare_data
+    exec "$VENV/bin/python" -m halluc_jax.bench.train --config configs/default.py --data_dir "$DATA_DIR" "$@"
+    ;;
   shell)
     setup
     exec "$VENV/bin/python" "$@"
     ;;
   *)
-    echo "usage: bash run.sh [main|test|bench-input|bench-descriptors|shell] [args...]" >&2
+    echo "usage: bash run.sh [main|test|bench-input|bench-descriptors|bench-overhead|bench-train|shell] [args...]" >&2
     exit 2
     ;;
 esac
