@@ -66,13 +66,24 @@ def main(argv):
                jax.process_count())
   try:
     if _MODE.value == 'evaluate':
-      train.evaluate_only(_CONFIG.value, _WORKDIR.value)
+      result = train.evaluate_only(_CONFIG.value, _WORKDIR.value)
     else:
-      train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+      result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value).get('eval')
   except (train.NonFiniteLossError, FileNotFoundError, ValueError) as e:
     logging.debug('Traceback of the error below:', exc_info=True)  # --verbosity=1 shows it
     print(f'FATAL: {e}', file=sys.stderr)
     sys.exit(1)
+  if jax.process_index() == 0:
+    _print_summary(result, _WORKDIR.value)
+
+
+def _print_summary(result, workdir):
+  """The lines a person reads at the end: the result and where everything was written."""
+  if result:
+    keys = ('top1', 'top5', 'mean_class_accuracy', 'mAP', 'num_videos')
+    print('Result: ' + ', '.join(f'{k} {result[k]:.4g}' for k in keys if k in result))
+  print(f'Eval JSON and confusion matrix: {workdir}/eval/')
+  print(f'TensorBoard: tensorboard --logdir {workdir}')
 
 
 if __name__ == '__main__':
