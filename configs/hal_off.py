@@ -1,14 +1,10 @@
 """+ OFF: hallucinate the optical-flow-feature stream only, MSE loss.
 
 Ablation on the embedded dataset, in the spirit of the "+OFF" rows of SPEC 8.3 Table 7.
-Overrides of configs/default.py only; everything else (data, backbone, schedule) is shared by
-the whole ablation so the rows differ in exactly what the row names.
 
-Run (one workdir per seed):
+Run (one workdir per seed; protocol in README 'Ablation on the embedded dataset'):
   python -m halluc_jax.main --config configs/hal_off.py \
       --workdir workdirs/hal_off_s0 --config.seed=0
-Table of all finished ablation runs:
-  python -m halluc_jax.tables --workdirs 'workdirs/rgb_only_s*,workdirs/hal_*' --out table.md
 
 Result: not yet measured.
 """

@@ -2,14 +2,10 @@
 
 Ablation on the embedded dataset, in the spirit of the "+SDF MSE" columns of SPEC 8.3 Tables
 4-5.
-Overrides of configs/default.py only; everything else (data, backbone, schedule) is shared by
-the whole ablation so the rows differ in exactly what the row names.
 
-Run (one workdir per seed):
+Run (one workdir per seed; protocol in README 'Ablation on the embedded dataset'):
   python -m halluc_jax.main --config configs/hal_sdf.py \
       --workdir workdirs/hal_sdf_s0 --config.seed=0
-Table of all finished ablation runs:
-  python -m halluc_jax.tables --workdirs 'workdirs/rgb_only_s*,workdirs/hal_*' --out table.md
 
 Result: not yet measured.
 """
