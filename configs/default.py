@@ -179,4 +179,19 @@ def get_config():
   c.checkpoint.keep = 3  # newest N kept
   c.checkpoint.async_save = True  # write in a background thread
 
+  # ---- Multi-process runs (halluc_jax/distributed.py; README "Multi-host"). ----
+  c.distributed = ml_collections.ConfigDict()
+  # 'auto': the settings below (or $JAX_COORDINATOR_ADDRESS ...) if an address is given, else
+  # JAX's own detection on a TPU pod / SLURM / Open MPI job, else one process.
+  c.distributed.mode = 'auto'  # 'auto' | 'explicit' | 'off'
+  c.distributed.coordinator_address = ''  # 'host:port' of process 0 ('' = $JAX_COORDINATOR_ADDRESS)
+  c.distributed.num_processes = 0  # 0 = $JAX_NUM_PROCESSES
+  c.distributed.process_id = -1  # -1 = $JAX_PROCESS_ID
+  c.distributed.local_device_ids = ''  # e.g. '0,1' ('' = $JAX_LOCAL_DEVICE_IDS or all local)
+  c.distributed.initialization_timeout = 300  # seconds to wait for every process to join
+
+  # ---- Dry run (halluc_jax/plan.py): compile the train step, print size and cost, no data. ----
+  c.dry_run = False
+  c.dry_run_devices = 0  # fake CPU devices; 0 = the mesh size of c.mesh.shape, else real devices
+
   return c

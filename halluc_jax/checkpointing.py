@@ -1,8 +1,13 @@
 """Checkpoints: train state + data-iterator position in one orbax step, and SIGTERM handling.
 
 Layout: `<workdir>/checkpoints/<step>/{state,data}`. 'state' is the whole `TrainState`
-(params, batch_stats, opt_state, step, rng); 'data' is the grain iterator state as JSON, so
-a resumed run sees exactly the batches an uninterrupted one would have seen.
+(params, batch_stats, opt_state, step, rng); 'data' holds the grain iterator state of every
+process as JSON (`process_<i>-of-<n>.json`, grain's orbax handler), so a resumed run sees
+exactly the batches an uninterrupted one would have seen. Older checkpoints hold one JSON item
+instead (process 0's state) and are still restored.
+
+Multi-process: every process calls `save` and `restore` with the same step (orbax coordinates
+them); each writes and reads the shards of the arrays it holds and its own iterator state.
 
 Atomicity is orbax's: a step is written to a temporary directory and renamed into place only
 when complete, so a crash (SIGKILL, power loss) during a save leaves the previous step as the
@@ -13,20 +18,15 @@ import os
 import signal
 import threading
 
+import grain
 import jax
 import orbax.checkpoint as ocp
 
 _BYTES_TAG = '__bytes__'
 
 
-def _encode_iterator_state(state):
-  """grain `get_state()` gives a JSON-able dict (dataset API) or bytes (DataLoader)."""
-  if isinstance(state, bytes):
-    return {_BYTES_TAG: state.decode('utf-8')}
-  return state
-
-
 def _decode_iterator_state(state):
+  """Iterator state of an older single-item checkpoint (bytes were stored under a tag)."""
   if isinstance(state, dict) and _BYTES_TAG in state:
     return state[_BYTES_TAG].encode('utf-8')
   return state
@@ -61,9 +61,8 @@ class Checkpointer:
   def save(self, step, state, data_iterator=None):
     """Saves `state` (and the iterator position) as `step`; async unless configured not to."""
     items = {'state': ocp.args.StandardSave(state)}
-    if data_iterator is not None:
-      items['data'] = ocp.args.JsonSave(
-          {'iterator': _encode_iterator_state(data_iterator.get_state())})
+    if data_iterator is not None:  # one file per process: each reads its own shard's position
+      items['data'] = grain.checkpoint.CheckpointSave(data_iterator)
     saved = self._manager.save(int(step), args=ocp.args.Composite(**items), force=True)
     if saved:
       logging.info('Checkpoint of step %d queued in %s', step, self.directory)
@@ -85,17 +84,29 @@ class Checkpointer:
     if step is None:
       raise FileNotFoundError(f'No checkpoint in {self.directory}.')
     items = {'state': ocp.args.StandardRestore(abstract_state)}
-    has_data = data_iterator is not None and os.path.isdir(
-        os.path.join(self.directory, str(step), 'data'))
-    if has_data:
+    data_format = self._data_format(step) if data_iterator is not None else None
+    if data_format == 'per_process':
+      items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
+    elif data_format == 'json':
       items['data'] = ocp.args.JsonRestore()
     restored = self._manager.restore(step, args=ocp.args.Composite(**items))
-    if has_data:
+    if data_format == 'json':
       data_iterator.set_state(_decode_iterator_state(restored['data']['iterator']))
-    elif data_iterator is not None:
-      logging.warning('Checkpoint %d has no data-iterator state; the data restarts from the '
-                      'beginning of the epoch.', step)
+    elif data_iterator is not None and data_format is None:
+      logging.warning('Checkpoint %d has no data-iterator state for process %d of %d; the data '
+                      'restarts from the beginning of the epoch.', step, jax.process_index(),
+                      jax.process_count())
     return restored['state']
+
+  def _data_format(self, step):
+    """'per_process' (this process has a file), 'json' (older single item) or None."""
+    data_dir = os.path.join(self.directory, str(step), 'data')
+    if os.path.isfile(os.path.join(
+        data_dir, f'process_{jax.process_index()}-of-{jax.process_count()}.json')):
+      return 'per_process'
+    if os.path.isfile(os.path.join(data_dir, 'metadata')) and jax.process_count() == 1:
+      return 'json'
+    return None
 
   def wait(self):
     """Blocks until any asynchronous save has been committed."""

@@ -10,8 +10,9 @@ are only *compared against*, never fed to the model.
 Results go to `<out_dir>/eval_<step>.json` (also copied to `eval_latest.json`) and, for
 single-label data, a confusion-matrix PNG `<out_dir>/confusion_<step>.png`.
 
-Scope: the videos of the iterator this process sees. With several processes each scores its own
-shard; merging the per-video sums across processes is not implemented.
+Several processes: each iterates over its own shard of the views (same number of batches
+everywhere), and after every batch the per-view results of all processes are gathered, so every
+process scores every video exactly once and all return the same result (process 0 writes it).
 """
 import json
 import logging
@@ -117,6 +118,26 @@ def _to_numpy(tree):
   return np.asarray(tree)  # also fetches jax arrays from the device
 
 
+def gather_processes(tree):
+  """Concatenates each numpy leaf over all processes along axis 0 (process order); identity with
+  one process. Leaves must have the same shape in every process (eval batches do)."""
+  import jax  # pylint: disable=g-import-not-at-top  # only multi-process runs need it here
+  if jax.process_count() == 1:
+    return tree
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+
+
+def _scored_fields(out, batch):
+  """The numeric per-view pieces scoring needs (never the video), from this process."""
+  fields = {'logits': out['logits'],
+            'hallucinated': dict(out.get('hallucinated') or {})}
+  for key in ('valid', 'label', 'video_index', 'aux', 'aux_mask'):
+    if batch.get(key) is not None:
+      fields[key] = batch[key]
+  return _to_numpy(fields)
+
+
 def _add_quality(quality, hallucinated, batch, keep):
   aux, aux_mask = batch.get('aux') or {}, batch.get('aux_mask') or {}
   for stream, pred in hallucinated.items():
@@ -128,7 +149,7 @@ def _add_quality(quality, hallucinated, batch, keep):
 
 
 def evaluate(predict_fn, eval_iter, num_classes, *, multi_label=False, class_names=None,
-             out_dir=None, step=None):
+             out_dir=None, step=None, gather=gather_processes):
   """Scores a model on a multi-view eval set; optionally writes JSON and a confusion PNG.
 
   Args:
@@ -142,6 +163,7 @@ def evaluate(predict_fn, eval_iter, num_classes, *, multi_label=False, class_nam
     class_names: optional list of C names for the JSON and the PNG axes.
     out_dir: where to write results; None writes nothing.
     step: training step, used in the file names ('final' when None).
+    gather: per-view numpy tree of this process -> the same tree over all processes.
 
   Returns:
     Dict with top1, top5, mean_class_accuracy (single-label), mAP (multi-label), num_videos,
@@ -154,19 +176,22 @@ def evaluate(predict_fn, eval_iter, num_classes, *, multi_label=False, class_nam
   num_invalid = 0
   for batch in eval_iter:
     out = _to_numpy(predict_fn(batch))
-    logits = np.asarray(out['logits'], np.float64)
+    logits = np.asarray(out['logits'])
     if logits.ndim != 2 or logits.shape[1] != num_classes:
       raise ValueError(f'predict_fn returned logits of shape {logits.shape}; expected '
                        f'[batch, {num_classes}].')
-    keep = np.asarray(batch['valid']).reshape(-1) > 0
-    if len(logits) != len(keep):  # e.g. global logits for a process-local batch (multi-host)
-      raise ValueError(f'predict_fn returned {len(logits)} rows for a batch of {len(keep)}; '
-                       'it must return one row per row of the (process-local) batch.')
+    if len(logits) != len(np.asarray(batch['valid']).reshape(-1)):
+      raise ValueError(f'predict_fn returned {len(logits)} rows for a batch of '
+                       f"{len(batch['valid'])}; it must return one row per row of the "
+                       '(process-local) batch.')
+    views = gather(_scored_fields(out, batch))  # the views of every process, each once
+    logits = np.asarray(views['logits'], np.float64)
+    keep = np.asarray(views['valid']).reshape(-1) > 0
     num_invalid += int((~keep).sum())
     probs = _sigmoid(logits) if multi_label else _softmax(logits)
-    labels = np.asarray(batch['label'])
-    videos.add(probs[keep], labels[keep], np.asarray(batch['video_index']).reshape(-1)[keep])
-    _add_quality(quality, out.get('hallucinated') or {}, batch, keep)
+    labels = np.asarray(views['label'])
+    videos.add(probs[keep], labels[keep], np.asarray(views['video_index']).reshape(-1)[keep])
+    _add_quality(quality, views['hallucinated'], views, keep)
 
   probs, labels = videos.result()
   names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]

@@ -3,7 +3,13 @@
 Any config value can be overridden on the command line, e.g. `--config.data.batch_size=4`;
 an unknown or misspelt key stops the program with the key named. Rerunning the same command
 resumes from the newest checkpoint in the workdir.
+
+Multi-process runs start every process with the same command; `config.distributed` (or the
+cluster environment) tells them how to meet, see halluc_jax/distributed.py. With
+`--config.dry_run=True` nothing is trained and no data is read: the train step is compiled
+ahead of time (halluc_jax/plan.py) and its parameters, FLOPs and memory are printed.
 """
+import math
 import re
 import sys
 
@@ -49,12 +55,55 @@ def parse_flags(argv):
   sys.exit(2)
 
 
+def dry_run_devices(config):
+  """Fake CPU devices for the dry run: config.dry_run_devices, else a fixed mesh's size, else 0
+  (= the real devices)."""
+  if int(config.get('dry_run_devices', 0)) > 0:
+    return int(config.dry_run_devices)
+  sizes = [int(v) for v in config.mesh.shape.values()]
+  return 0 if -1 in sizes else math.prod(sizes)
+
+
+def dry_run(config):
+  """Compiles the train step on (fake) devices and prints the planner's report; no data."""
+  from halluc_jax import plan  # pylint: disable=g-import-not-at-top  # imports jax, no backend yet
+  num_devices = dry_run_devices(config)
+  if num_devices:  # XLA reads the fake device count when the CPU backend starts, i.e. below
+    plan.force_host_device_count(num_devices)
+  import jax  # pylint: disable=g-import-not-at-top
+  if num_devices:
+    jax.config.update('jax_platforms', 'cpu')
+  elif _PLATFORM.value:
+    jax.config.update('jax_platforms', _PLATFORM.value)
+  devices = jax.devices()
+  if len(devices) < num_devices:
+    raise ValueError(f'Dry run asked for {num_devices} fake CPU devices but jax has '
+                     f'{len(devices)}: its backend started before XLA_FLAGS was set.')
+  result = plan.plan(config, devices[:num_devices] if num_devices else devices)
+  print('\n'.join(plan.format_report(config, result)), flush=True)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  config = _CONFIG.value
+  if config.get('dry_run', False):
+    try:
+      return dry_run(config)
+    except (ValueError, FileNotFoundError) as e:
+      print(f'FATAL: {e}', file=sys.stderr)
+      sys.exit(1)
   import jax  # pylint: disable=g-import-not-at-top
   if _PLATFORM.value:
     jax.config.update('jax_platforms', _PLATFORM.value)
+  from halluc_jax import distributed  # pylint: disable=g-import-not-at-top
+  try:  # before anything touches devices
+    distributed.initialize(config.distributed)
+  except ValueError as e:
+    print(f'FATAL: {e}', file=sys.stderr)
+    sys.exit(2)
+  if jax.process_index() > 0:  # one log for the run: the others report warnings and errors
+    logging.set_verbosity(logging.WARNING)
   try:  # TensorFlow (used by clu's summary writer) must not grab accelerator memory.
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.set_visible_devices([], 'GPU')
@@ -66,9 +115,9 @@ def main(argv):
                jax.process_count())
   try:
     if _MODE.value == 'evaluate':
-      result = train.evaluate_only(_CONFIG.value, _WORKDIR.value)
+      result = train.evaluate_only(config, _WORKDIR.value)
     else:
-      result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value).get('eval')
+      result = train.train_and_evaluate(config, _WORKDIR.value).get('eval')
   except (train.NonFiniteLossError, FileNotFoundError, ValueError) as e:
     logging.debug('Traceback of the error below:', exc_info=True)  # --verbosity=1 shows it
     print(f'FATAL: {e}', file=sys.stderr)

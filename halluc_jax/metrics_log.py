@@ -141,5 +141,7 @@ def progress_line(step, total_steps, scalars, eta_s):
 
 
 def print_progress(line):
-  """The human-facing line goes to stdout, flushed so it shows under pipes and tee."""
-  print(line, file=sys.stdout, flush=True)
+  """The human-facing line goes to stdout, flushed so it shows under pipes and tee; one copy
+  per run (process 0), not one per host."""
+  if jax.process_index() == 0:
+    print(line, file=sys.stdout, flush=True)

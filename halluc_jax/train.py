@@ -14,6 +14,7 @@ import time
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.experimental import multihost_utils
 import numpy as np
 from clu import periodic_actions
 
@@ -159,11 +160,13 @@ class Setup:
       self._predict = jax.jit(
           lambda v, x: train_step_lib.predict_step(v, {'video': x}, model=self.model),
           in_shardings=(self.variable_shardings, self.batch_sharding),
-          out_shardings=self.replicated)
+          out_shardings=self.batch_sharding)
 
     def fn(batch):
       video = pipeline.device_put_batch(batch['video'], self.batch_sharding)
-      return self._predict(variables, video)
+      # This process's rows, aligned with its batch; evaluate gathers the processes' views.
+      return multihost_utils.global_array_to_host_local_array(
+          self._predict(variables, video), self.mesh, self.batch_sharding.spec)
     return fn
 
 

@@ -2,13 +2,17 @@
 
 Training (`make_train_dataset`), per process:
 
-  MapDataset.source([(row, record), ...]) -> [process_index::process_count]
-  -> shuffle(seed) -> repeat() -> random_map(decode + sample + augment)
-  -> batch(per_process_batch, drop_remainder) -> to_iter_dataset -> mp_prefetch(num_workers)
+  MapDataset.source([(row, record), ...]) -> shuffle(seed) -> repeat()
+  -> random_map(decode + sample + augment) -> batch(per_process_batch)
+  -> [process_index::process_count] -> to_iter_dataset -> mp_prefetch(num_workers)
 
+The stream of elements is global; global batch k is made of the per-process chunks
+k * process_count ... k * process_count + process_count - 1, and a process decodes only its own
+chunks (MapDataset is lazy). So the global batches, augmentation included, are the same for any
+number of processes: a run on 2 hosts x 4 devices trains on what 1 host x 8 devices does.
 Every random choice comes from the per-element generator of `random_map`, which grain derives
-from (seed, element index); so `get_state()/set_state()` resumes exactly, bit for bit, with or
-without worker processes.
+from (seed, global element index); so `get_state()/set_state()` resumes exactly, bit for bit,
+with or without worker processes.
 
 Evaluation (`make_eval_dataset`): each video of this process's shard is expanded into
 eval_clips x eval_crops views (deterministic clip positions and crops), in order, once; the
@@ -96,9 +100,10 @@ def _ensure_flags_parsed():
     flags.FLAGS.mark_as_parsed()
 
 
-def _element_seed(seed, process_index):
-  # Distinct augmentation streams per process: element k of every shard must not share a draw.
-  return int(np.random.SeedSequence([seed, process_index]).generate_state(1)[0])
+def _element_seed(seed):
+  # Derived as when each process had its own stream ([seed, process 0]), so single-process runs
+  # draw the augmentations they always did.
+  return int(np.random.SeedSequence([seed, 0]).generate_state(1)[0])
 
 
 def make_train_dataset(config, process_index=None, process_count=None):
@@ -116,17 +121,16 @@ def make_train_dataset(config, process_index=None, process_count=None):
   process_index, process_count = _process_info(process_index, process_count)
   batch = per_process_batch_size(data.batch_size, process_count)
   records = load_split(config, data.train_split)
-  shard = list(enumerate(records))[process_index::process_count]
-  if len(shard) < batch:
-    logging.warning('Train shard of process %d holds %d videos, fewer than its batch of %d; '
-                    'batches repeat videos.', process_index, len(shard), batch)
+  if len(records) < data.batch_size:
+    logging.warning('The train split holds %d videos, fewer than the batch of %d; batches '
+                    'repeat videos.', len(records), data.batch_size)
   loader = clips.TrainClipLoader(clips.ClipSpec.from_config(data), _aux_store(config))
-  ds = (grain.MapDataset.source(shard)
+  ds = (grain.MapDataset.source(list(enumerate(records)))
         .shuffle(seed=int(data.shuffle_seed))
         .repeat()
-        .random_map(loader, seed=_element_seed(int(data.shuffle_seed), process_index))
+        .random_map(loader, seed=_element_seed(int(data.shuffle_seed)))
         .batch(batch, drop_remainder=True))
-  return _finish(ds, data)
+  return _finish(ds[process_index::process_count], data)
 
 
 def eval_views(num_videos, spec, batch, process_index, process_count):
