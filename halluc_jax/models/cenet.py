@@ -53,7 +53,9 @@ class CENet(nn.Module):
                  bias_init=_kernel(('cenet_out',), nn.initializers.zeros))(x)
     out, start = {}, 0
     for key in sorted(shapes):
-      out[key] = y[:, start:start + sizes[key]].reshape((-1,) + shapes[key])
+      # Explicit batch size: with one stream the off-diagonal block is empty (size 0), and a -1
+      # cannot be inferred from zero elements.
+      out[key] = y[:, start:start + sizes[key]].reshape((y.shape[0],) + shapes[key])
       start += sizes[key]
     out['log_diag'] = jnp.clip(out['log_diag'], -self.log_diag_clamp, self.log_diag_clamp)
     return {self.structure: out}
