@@ -147,6 +147,9 @@ def get_config():
   c.train.eval_every = 0  # steps between evaluations; 0 = only at the end
   c.train.checkpoint_every = 50  # steps; also at the end and on SIGTERM
   c.train.nan_policy = 'stop'  # 'stop': NaN/inf loss ends the run; 'skip': drop that update
+  # Micro-batches per update: N splits data.batch_size into N count-weighted micro-batches
+  # whose gradients are summed before one optimiser update (same update, ~1/N activation memory).
+  c.train.grad_accum_steps = 1
 
   # ---- Optimiser (halluc_jax/optim.py); paper: Adam 1e-4 halved every 10 epochs. ----
   # The tiny from-scratch CPU model gets 6 epochs, so it uses 10x the paper's rate, halved every

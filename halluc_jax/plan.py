@@ -169,12 +169,8 @@ class AbstractSetup:
   def context(self):
     return nn.logical_axis_rules(self.rules)
 
-  def jit_train_step(self):
-    step = functools.partial(
-        train_step_lib.train_step, model=self.model, txs=self.txs, groups=self.pass_groups,
-        loss_cfg=self.config.loss, schedule=self.schedule, nan_policy=self.config.train.nan_policy)
-    return jax.jit(step, in_shardings=(self.state_shardings, self.batch_sharding),
-                   out_shardings=(self.state_shardings, self.replicated), donate_argnums=(0,))
+  def jit_train_step(self, grad_accum_steps=None):
+    return train_step_lib.jit_train_step(self, grad_accum_steps)
 
   def abstract_batch(self):
     return abstract_batch(self.config, self.target_dims, self.batch_sharding)

@@ -4,7 +4,6 @@ A rerun of the same command in the same workdir resumes from the newest checkpoi
 state and data position together), so a killed run continues where its last checkpoint left
 off and ends with the same parameters as an uninterrupted one.
 """
-import functools
 import json
 import logging
 import math
@@ -145,13 +144,8 @@ class Setup:
     """
     return nn.logical_axis_rules(self.rules)
 
-  def jit_train_step(self):
-    step = functools.partial(
-        train_step_lib.train_step, model=self.model, txs=self.txs, groups=self.pass_groups,
-        loss_cfg=self.config.loss,
-        schedule=self.schedule, nan_policy=self.config.train.nan_policy)
-    return jax.jit(step, in_shardings=(self.state_shardings, self.batch_sharding),
-                   out_shardings=(self.state_shardings, self.replicated), donate_argnums=(0,))
+  def jit_train_step(self, grad_accum_steps=None):
+    return train_step_lib.jit_train_step(self, grad_accum_steps)
 
   def predict_fn(self, state):
     """batch (numpy) -> outputs, for `evaluate.evaluate`; only batch['video'] is used."""

@@ -7,8 +7,11 @@ Alternating: two optimiser updates on the same mini-batch, each with its own Ada
   pass 'cls': the classification loss, with the parameters pass 'hal' produced -> every
   trainable group. BatchNorm statistics are threaded through both forward passes.
 
-The step functions are pure: `step(state, batch) -> (state, metrics)`; `train.py` jits them
-with explicit shardings and donates the state.
+With `train.grad_accum_steps` = N > 1 every pass sums count-weighted gradients over N
+micro-batches (a `lax.scan`, `grad_accum.py`) before its one optimiser update.
+
+The step functions are pure: `step(state, batch) -> (state, metrics)`; `jit_train_step` jits
+them with the trainer's shardings and donates the state.
 """
 import functools
 from typing import Any
@@ -18,7 +21,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from halluc_jax import grad_accum
 from halluc_jax import losses
+from halluc_jax import sharding
+
+_LOSSES = {'total': losses.total_loss, 'hal': losses.hallucination_loss,
+           'cls': losses.classification_loss}
 
 
 @flax.struct.dataclass
@@ -48,11 +56,11 @@ def _forward(model, params, batch_stats, batch, rng):
   return outputs, new_vars.get('batch_stats', batch_stats)
 
 
-def _gradient_pass(model, loss_fn, tx, groups, params, batch_stats, opt_state, batch, rng):
-  """One forward/backward pass on `loss_fn` and one optimiser update of `groups`.
+def _gradients(model, loss_fn, groups, params, batch_stats, batch, rng):
+  """Loss, metrics, new BatchNorm statistics and the gradient of `loss_fn` w.r.t. `groups`.
 
   Only the parameter groups in `groups` are differentiated; the others enter as constants, so
-  a frozen backbone costs a forward pass only. The gradient norm is over `groups`.
+  a frozen backbone costs a forward pass only.
   """
 
   def objective(trainable):
@@ -62,6 +70,52 @@ def _gradient_pass(model, loss_fn, tx, groups, params, batch_stats, opt_state, b
 
   trainable = {g: params[g] for g in groups if g in params}
   (loss, (metrics, new_stats)), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
+  return loss, metrics, new_stats, grads
+
+
+def _accumulated_gradients(model, kind, loss_cfg, groups, params, batch_stats, batch, rng,
+                           num_micro, micro_sharding):
+  """`_gradients` of the whole batch, summed over `num_micro` micro-batches in a `lax.scan`.
+
+  Each micro-batch's loss is count-weighted (`grad_accum.weighted_loss_fn`), so the sums are
+  the large-batch loss, metrics and gradient. Every micro-batch starts from the same
+  BatchNorm statistics and normalises with its own batch statistics (BatchNorm cannot see the
+  whole batch); the running statistics are the mean of the micro-batches' updates, one EMA
+  step per optimiser step as without accumulation. Micro-batch k draws its dropout /
+  stochastic-depth masks from fold_in(rng, k), so they differ from the unaccumulated step's.
+  """
+  loss_fn = grad_accum.weighted_loss_fn(kind, loss_cfg, grad_accum.counts(batch))
+  micro = grad_accum.split(batch, num_micro, micro_sharding)
+
+  def one(k, micro_batch):
+    return _gradients(model, loss_fn, groups, params, batch_stats, micro_batch,
+                      jax.random.fold_in(rng, k))
+
+  def body(total, xs):
+    return jax.tree.map(jnp.add, total, one(*xs)), None
+
+  first = jax.tree.map(lambda x: x[0], micro)
+  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                       jax.eval_shape(one, jnp.int32(0), first))
+  (loss, metrics, stats, grads), _ = jax.lax.scan(
+      body, zeros, (jnp.arange(num_micro, dtype=jnp.int32), micro))
+  stats = jax.tree.map(lambda x: x / num_micro, stats)
+  return loss, metrics, stats, grads
+
+
+def _gradient_pass(model, kind, loss_cfg, tx, groups, params, batch_stats, opt_state, batch,
+                   rng, num_micro=1, micro_sharding=None):
+  """One forward/backward pass on loss `kind` ('total', 'hal' or 'cls') and one optimiser
+  update of `groups`, over `num_micro` accumulated micro-batches. The gradient norm is over
+  `groups`."""
+  if num_micro > 1:
+    loss, metrics, new_stats, grads = _accumulated_gradients(
+        model, kind, loss_cfg, groups, params, batch_stats, batch, rng, num_micro,
+        micro_sharding)
+  else:
+    loss_fn = functools.partial(_LOSSES[kind], loss_cfg=loss_cfg)
+    loss, metrics, new_stats, grads = _gradients(model, loss_fn, groups, params, batch_stats,
+                                                 batch, rng)
   full_grads = {g: grads[g] if g in grads else jax.tree.map(jnp.zeros_like, p)
                 for g, p in params.items()}
   updates, new_opt_state = tx.update(full_grads, opt_state, params)
@@ -70,7 +124,7 @@ def _gradient_pass(model, loss_fn, tx, groups, params, batch_stats, opt_state, b
 
 
 def train_step(state, batch, *, model, txs, loss_cfg, schedule, groups=None,
-               nan_policy='stop'):
+               nan_policy='stop', grad_accum_steps=1, micro_sharding=None):
   """One training update; see the module docstring for the two schemes.
 
   Args:
@@ -84,6 +138,10 @@ def train_step(state, batch, *, model, txs, loss_cfg, schedule, groups=None,
     schedule: the base learning-rate schedule (logged only).
     nan_policy: 'stop' (the host stops the run) or 'skip' (a non-finite update is dropped
       in-graph; 'finite' = 0 marks it).
+    grad_accum_steps: N > 1 splits the batch into N micro-batches whose count-weighted
+      gradients are summed before each optimiser update (each pass of the alternating scheme
+      accumulates over all N before its update); see `_accumulated_gradients`.
+    micro_sharding: sharding of the split batch (`grad_accum.micro_batch_sharding`).
 
   Returns:
     (new_state, metrics) where metrics holds scalars: 'loss' (alternating: alpha * the
@@ -96,27 +154,28 @@ def train_step(state, batch, *, model, txs, loss_cfg, schedule, groups=None,
   if groups is None:
     groups = {name: tuple(state.params) for name in txs}
   step_rng = jax.random.fold_in(state.rng, state.step)
-  cls_fn = functools.partial(losses.classification_loss, loss_cfg=loss_cfg)
-  hal_fn = functools.partial(losses.hallucination_loss, loss_cfg=loss_cfg)
+  gradient_pass = functools.partial(_gradient_pass, model, loss_cfg=loss_cfg,
+                                    num_micro=int(grad_accum_steps), micro_sharding=micro_sharding)
   if 'joint' in txs:
-    total_fn = functools.partial(losses.total_loss, loss_cfg=loss_cfg)
-    params, stats, joint_state, loss, metrics, gnorm = _gradient_pass(
-        model, total_fn, txs['joint'], groups['joint'], state.params, state.batch_stats,
-        state.opt_state['joint'], batch, step_rng)
+    params, stats, joint_state, loss, metrics, gnorm = gradient_pass(
+        'total', tx=txs['joint'], groups=groups['joint'], params=state.params,
+        batch_stats=state.batch_stats, opt_state=state.opt_state['joint'], batch=batch,
+        rng=step_rng)
     opt_state = {'joint': joint_state}
     metrics = dict(metrics, grad_norm=gnorm)
   else:
     hal_rng, cls_rng = jax.random.split(step_rng)
     if getattr(model, 'stream_dims', True):
-      params, stats, hal_state, hal_loss, hal_metrics, hal_gnorm = _gradient_pass(
-          model, hal_fn, txs['hal'], groups['hal'], state.params, state.batch_stats,
-          state.opt_state['hal'], batch, hal_rng)
+      params, stats, hal_state, hal_loss, hal_metrics, hal_gnorm = gradient_pass(
+          'hal', tx=txs['hal'], groups=groups['hal'], params=state.params,
+          batch_stats=state.batch_stats, opt_state=state.opt_state['hal'], batch=batch,
+          rng=hal_rng)
     else:  # RGB-only: no hallucination loss, so pass 1 would be a full no-op forward/backward
       params, stats, hal_state = state.params, state.batch_stats, state.opt_state['hal']
       hal_loss, hal_metrics, hal_gnorm = jnp.zeros((), jnp.float32), {}, jnp.zeros(())
-    params, stats, cls_state, cls_loss, cls_metrics, cls_gnorm = _gradient_pass(
-        model, cls_fn, txs['cls'], groups['cls'], params, stats, state.opt_state['cls'], batch,
-        cls_rng)
+    params, stats, cls_state, cls_loss, cls_metrics, cls_gnorm = gradient_pass(
+        'cls', tx=txs['cls'], groups=groups['cls'], params=params, batch_stats=stats,
+        opt_state=state.opt_state['cls'], batch=batch, rng=cls_rng)
     opt_state = {'hal': hal_state, 'cls': cls_state}
     metrics = {**hal_metrics, **cls_metrics, 'grad_norm_hal': hal_gnorm,
                'grad_norm_cls': cls_gnorm}
@@ -143,3 +202,28 @@ def predict_step(variables, batch, *, model):
   """Inference forward pass (RGB only, no CENet): the model's output dict."""
   outputs = model.apply(variables, batch['video'], train=False)
   return {k: v for k, v in outputs.items() if k != 'cholesky'}
+
+
+def jit_train_step(setup, grad_accum_steps=None):
+  """`train_step` bound to a trainer setup, jitted with its shardings; the state is donated.
+
+  Args:
+    setup: a `train.Setup` or `plan.AbstractSetup` (config, model, txs, pass_groups, schedule,
+      mesh, state_shardings).
+    grad_accum_steps: overrides `config.train.grad_accum_steps` (e.g. 1 to count the FLOPs of
+      the same step without accumulation).
+  """
+  config = setup.config
+  n = int(config.train.get('grad_accum_steps', 1) if grad_accum_steps is None
+          else grad_accum_steps)
+  if n < 1:
+    raise ValueError(f'config.train.grad_accum_steps={n}; expected >= 1.')
+  micro_sharding = (grad_accum.micro_batch_sharding(setup.mesh, int(config.data.batch_size), n)
+                    if n > 1 else None)
+  step = functools.partial(
+      train_step, model=setup.model, txs=setup.txs, groups=setup.pass_groups,
+      loss_cfg=config.loss, schedule=setup.schedule, nan_policy=config.train.nan_policy,
+      grad_accum_steps=n, micro_sharding=micro_sharding)
+  return jax.jit(step, in_shardings=(setup.state_shardings, sharding.batch_sharding(setup.mesh)),
+                 out_shardings=(setup.state_shardings, sharding.replicated(setup.mesh)),
+                 donate_argnums=(0,))
