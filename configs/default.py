@@ -165,6 +165,7 @@ def get_config():
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
   c.optim.eps = 1e-8
+  c.optim.mu_dtype = 'float32'  # Adam first moment: 'float32' or 'bfloat16' (nu stays float32)
   c.optim.clip_norm = 1.0  # global-norm clipping; 0 = off
   c.optim.backbone_lr_mult = 1.0  # 0 = frozen backbone; ~0.1 for a pretrained one (SPEC 9.4)
 
