@@ -1,0 +1,63 @@
+"""The entry point's start-up: the multi-process plan from config/environment, and the dry run.
+
+halluc_jax.main is only run as a subprocess: importing it here would define absl flags that
+halluc_jax.predict (imported by other tests) defines too.
+"""
+import re
+import subprocess
+
+import ml_collections
+import pytest
+
+from halluc_jax import distributed
+from test_train import DEFAULT_CONFIG, _env, _load_default, _main_cmd  # pylint: disable=g-bad-import-order
+
+SLURM_2_TASKS = {'SLURM_JOB_ID': '7', 'SLURM_NTASKS': '2', 'SLURM_PROCID': '1',
+                 'SLURM_STEP_NODELIST': 'node[1-2]'}
+
+
+def _dist(**overrides):
+  c = _load_default().distributed
+  c.update(overrides)
+  return c
+
+
+def test_distributed_plan_from_config_and_environment():
+  assert distributed.plan(_dist(), {}) is None  # a plain machine: one process
+  assert distributed.plan(_dist(), SLURM_2_TASKS) == {}  # srun: JAX detects the rest
+  assert distributed.plan(_dist(), {**SLURM_2_TASKS, 'SLURM_NTASKS': '1'}) is None
+  assert distributed.plan(_dist(mode='off'), SLURM_2_TASKS) is None
+  assert distributed.plan(_dist(), {'OMPI_MCA_orte_hnp_uri': 'x', 'OMPI_COMM_WORLD_SIZE': '4'}) == {}
+
+  explicit = _dist(coordinator_address='10.0.0.1:1234', num_processes=2, process_id=0,
+                   local_device_ids='0,1')
+  assert distributed.plan(explicit, SLURM_2_TASKS) == {  # explicit settings win over detection
+      'coordinator_address': '10.0.0.1:1234', 'num_processes': 2, 'process_id': 0,
+      'local_device_ids': [0, 1]}
+  env = {'JAX_COORDINATOR_ADDRESS': 'h:9', 'JAX_NUM_PROCESSES': '4', 'JAX_PROCESS_ID': '3'}
+  assert distributed.plan(_dist(), env) == {'coordinator_address': 'h:9', 'num_processes': 4,
+                                            'process_id': 3}
+  assert distributed.plan(_dist(process_id=1), env)['process_id'] == 1  # config beats env
+
+  with pytest.raises(ValueError, match=r'num_processes .*process_id'):
+    distributed.plan(_dist(mode='explicit', coordinator_address='h:9'), {})
+  with pytest.raises(ValueError, match='process_id=4 is not in'):
+    distributed.plan(_dist(coordinator_address='h:9', num_processes=4, process_id=4), {})
+  with pytest.raises(ValueError, match='mode'):
+    distributed.plan(_dist(mode='on'), {})
+
+
+def test_dry_run_prints_size_and_cost_without_data(tmp_path):
+  """The default config compiled on 2 fake CPU devices; no video, CSV or target is read."""
+  missing = tmp_path / 'no_data'
+  cmd = _main_cmd(DEFAULT_CONFIG, tmp_path / 'wd', '--config.dry_run=True',
+                  '--config.dry_run_devices=2', '--config.data.aux_dir=',
+                  f'--config.data.root={missing}',
+                  f'--config.data.annotations={missing / "annotations.csv"}')
+  proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'Dry run on 2 x cpu' in proc.stdout
+  params = re.search(r'Parameters: ([\d,]+) total', proc.stdout)
+  assert params and int(params.group(1).replace(',', '')) > 1_000_000  # Ti/16x2, depth 4
+  assert re.search(r'per clip [\d.]+ [GM]FLOPs', proc.stdout)
+  assert not (tmp_path / 'wd').exists() and not missing.exists()
