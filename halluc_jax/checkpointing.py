@@ -122,7 +122,10 @@ class PreemptionSignal:
 
   The loop then saves a checkpoint and returns normally, instead of dying mid-step. Used as
   a context manager; the previous handler is restored on exit. Outside the main thread
-  (where Python cannot install handlers) it stays inert.
+  (where Python cannot install handlers) it stays inert, and so it does in multi-process runs:
+  processes signalled at different steps would enter the collective save at different steps
+  and hang, so there SIGTERM ends the process and a rerun resumes from the newest periodic
+  checkpoint (as after SIGKILL).
   """
 
   def __init__(self, signals=(signal.SIGTERM,)):
@@ -137,7 +140,7 @@ class PreemptionSignal:
                     self.received)
 
   def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread() and jax.process_count() == 1:
       for s in self._signals:
         self._previous[s] = signal.signal(s, self._handle)
     return self

@@ -1,4 +1,4 @@
-"""The entry point's start-up: the multi-process plan from config/environment, and the dry run.
+"""The entry point's start-up: the multi-process plan, resuming checkpoints, and the dry run.
 
 halluc_jax.main is only run as a subprocess: importing it here would define absl flags that
 halluc_jax.predict (imported by other tests) defines too.
@@ -6,9 +6,14 @@ halluc_jax.predict (imported by other tests) defines too.
 import re
 import subprocess
 
+import grain
+import jax
 import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
+from halluc_jax import checkpointing
 from halluc_jax import distributed
 from test_train import DEFAULT_CONFIG, _env, _load_default, _main_cmd  # pylint: disable=g-bad-import-order
 
@@ -61,3 +66,36 @@ def test_dry_run_prints_size_and_cost_without_data(tmp_path):
   assert params and int(params.group(1).replace(',', '')) > 1_000_000  # Ti/16x2, depth 4
   assert re.search(r'per clip [\d.]+ [GM]FLOPs', proc.stdout)
   assert not (tmp_path / 'wd').exists() and not missing.exists()
+
+
+def _counter_at(position):
+  it = iter(grain.MapDataset.range(10).to_iter_dataset())
+  for _ in range(position):
+    next(it)
+  return it
+
+
+def test_resume_reads_per_process_and_older_single_item_data_state(tmp_path):
+  """New checkpoints keep one iterator file per process; older ones (one JSON item) still load."""
+  cfg = ml_collections.ConfigDict({'keep': 3, 'async_save': False})
+  state = {'x': np.arange(3, dtype=np.float32)}
+  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(
+      a.shape, a.dtype, sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0])), state)
+  ckpt = checkpointing.Checkpointer(tmp_path / 'new', cfg)
+  ckpt.save(1, state, _counter_at(3))
+  ckpt.wait()
+  assert (tmp_path / 'new' / '1' / 'data' / 'process_0-of-1.json').is_file()
+  resumed = _counter_at(0)
+  np.testing.assert_array_equal(ckpt.restore(abstract, resumed)['x'], state['x'])
+  assert next(resumed) == 3
+  ckpt.close()
+
+  with ocp.CheckpointManager(tmp_path / 'old') as manager:  # as written before per-process files
+    manager.save(5, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data=ocp.args.JsonSave({'iterator': _counter_at(7).get_state()})))
+  resumed = _counter_at(0)
+  old = checkpointing.Checkpointer(tmp_path / 'old', cfg)
+  old.restore(abstract, resumed)
+  assert next(resumed) == 7
+  old.close()
