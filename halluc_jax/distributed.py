@@ -5,9 +5,10 @@ Call `initialize` once, before anything touches devices (`jax.devices()`, the fi
 
 * 'auto' (default): explicit settings (config, else `JAX_COORDINATOR_ADDRESS`,
   `JAX_NUM_PROCESSES`, `JAX_PROCESS_ID`, `JAX_LOCAL_DEVICE_IDS`) when a coordinator address is
-  given; otherwise `jax.distributed.initialize()` with no arguments when the environment is a
+  given; otherwise `jax.distributed.initialize()` without them when the environment is a
   Cloud TPU VM (pod slice) or a SLURM / Open MPI job of more than one task, which JAX then
-  configures itself; otherwise nothing (one process).
+  configures itself (settings given, e.g. local_device_ids, are passed on); otherwise nothing
+  (one process).
 * 'explicit': coordinator address, number of processes and process id must all be given.
 * 'off': never initialise (one process, e.g. a debugging run inside a SLURM allocation).
 
@@ -90,7 +91,13 @@ def plan(dist_cfg, environ=None):
       raise ValueError(f"config.distributed.process_id={settings['process_id']} is not in "
                        f"[0, num_processes={settings['num_processes']}).")
     return settings
-  return {} if detected_cluster(environ) else None
+  if detected_cluster(environ):
+    return settings  # JAX detects what is unset (e.g. all but local_device_ids)
+  if settings:
+    raise ValueError(f'config.distributed sets {sorted(settings)} but no coordinator_address '
+                     '(or $JAX_COORDINATOR_ADDRESS), and no TPU pod / SLURM / Open MPI job is '
+                     'detected to supply it.')
+  return None
 
 
 def initialize(dist_cfg, environ=None):

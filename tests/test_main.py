@@ -32,6 +32,8 @@ def test_distributed_plan_from_config_and_environment():
   assert distributed.plan(_dist(), SLURM_2_TASKS) == {}  # srun: JAX detects the rest
   assert distributed.plan(_dist(), {**SLURM_2_TASKS, 'SLURM_NTASKS': '1'}) is None
   assert distributed.plan(_dist(mode='off'), SLURM_2_TASKS) is None
+  assert distributed.plan(_dist(local_device_ids='0,1'), SLURM_2_TASKS) == {
+      'local_device_ids': [0, 1]}  # one process per node driving two GPUs
   assert distributed.plan(_dist(), {'OMPI_MCA_orte_hnp_uri': 'x', 'OMPI_COMM_WORLD_SIZE': '4'}) == {}
 
   explicit = _dist(coordinator_address='10.0.0.1:1234', num_processes=2, process_id=0,
@@ -48,6 +50,8 @@ def test_distributed_plan_from_config_and_environment():
     distributed.plan(_dist(mode='explicit', coordinator_address='h:9'), {})
   with pytest.raises(ValueError, match='process_id=4 is not in'):
     distributed.plan(_dist(coordinator_address='h:9', num_processes=4, process_id=4), {})
+  with pytest.raises(ValueError, match='no coordinator_address'):
+    distributed.plan(_dist(num_processes=2, process_id=0), {})
   with pytest.raises(ValueError, match='mode'):
     distributed.plan(_dist(mode='on'), {})
 
