@@ -103,6 +103,9 @@ def get_config():
   c.model.backbone.posemb = 'learned'  # or 'sincos' (VideoMAE's fixed table)
   c.model.backbone.dropout = 0.0
   c.model.backbone.stochastic_depth = 0.1
+  # Per-block rematerialisation (models/vivit.py REMAT_POLICIES): 'none' | 'full' |
+  # 'dots_saveable' | 'dots_with_no_batch_dims_saveable'. Trades recompute for activation memory.
+  c.model.backbone.remat = 'none'
   c.model.streams = ml_collections.ConfigDict()
   c.model.streams.use = ()  # aux streams to hallucinate, () = every stream in the manifest
   c.model.streams.dims = {}  # name -> dim when there is no manifest (data.aux_dir = '')
@@ -171,8 +174,11 @@ def get_config():
 
   # ---- Mesh and sharding (halluc_jax/sharding.py). ----
   c.mesh = ml_collections.ConfigDict()
-  c.mesh.shape = {'data': -1, 'fsdp': 1, 'tensor': 1}  # -1 = all remaining devices
-  # Model logical axis -> mesh axis (None = replicated); first free mesh axis wins.
+  # Data parallel over 'data'; 'fsdp' also splits the batch and shards parameters + optimiser
+  # moments; 'tensor' splits attention heads and the MLP hidden layer. -1 = all remaining devices.
+  c.mesh.shape = {'data': -1, 'fsdp': 1, 'tensor': 1}
+  # Model logical axis -> mesh axis (None = replicated); first free mesh axis wins, so the
+  # activations' 'embed' stays whole when 'batch' already took 'fsdp'.
   c.mesh.logical_axis_rules = (
       ('batch', ('data', 'fsdp')), ('embed', 'fsdp'), ('mlp', 'tensor'), ('heads', 'tensor'),
       ('kv', None), ('length', None), ('stream', None), ('fused', None), ('classes', None),

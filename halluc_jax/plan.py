@@ -167,7 +167,7 @@ class AbstractSetup:
     return self._init_state(*self._rngs)
 
   def context(self):
-    return nn.logical_axis_rules(self.rules)
+    return sharding.context(self.mesh, self.rules)
 
   def jit_train_step(self, grad_accum_steps=None):
     return train_step_lib.jit_train_step(self, grad_accum_steps)

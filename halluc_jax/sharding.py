@@ -1,11 +1,15 @@
-"""Device mesh and shardings: data parallel by default, logical-axis rules for parameters.
+"""Device mesh and shardings: data parallel, FSDP and tensor parallel from one rule table.
 
 The mesh axes come from `config.mesh.shape`, an ordered mapping such as
 {'data': -1, 'fsdp': 1, 'tensor': 1}; one axis may be -1 ("all remaining devices"). Batches
 are split over ('data', 'fsdp'). Parameters are placed by Flax logical-axis metadata
-(`nn.with_logical_partitioning`) translated through `config.mesh.logical_axis_rules`;
-parameters without metadata are replicated, which on the default mesh is everything.
+(`nn.with_logical_partitioning`) translated through `config.mesh.logical_axis_rules`
+(default: 'embed' -> fsdp, 'heads'/'mlp' -> tensor); optimiser moments follow their parameter.
+Activations are constrained inside the model (`nn.with_logical_constraint`) while `context`
+is active. A mesh axis of size 1 shards nothing, so the default mesh is pure data parallel.
 """
+import contextlib
+import logging
 import math
 
 import flax.linen as nn
@@ -45,6 +49,17 @@ def logical_rules(mesh_cfg):
                for k, v in mesh_cfg.logical_axis_rules)
 
 
+@contextlib.contextmanager
+def context(mesh, rules):
+  """Mesh and logical-axis rules for tracing the model: its activation constraints apply.
+
+  Without a mesh in context flax's `nn.with_logical_constraint` is a no-op, and XLA would
+  have to guess the activations' layout from the parameters' shardings alone.
+  """
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    yield
+
+
 def batch_sharding(mesh):
   """Leading (batch) dimension split over the data-parallel axes, the rest replicated."""
   return NamedSharding(mesh, P(BATCH_AXES))
@@ -61,6 +76,9 @@ def data_parallel_size(mesh):
 def param_shardings(abstract_variables, mesh, rules):
   """Shardings for a (possibly logically boxed) variable tree from `jax.eval_shape`.
 
+  A dimension that its mesh axes do not divide (e.g. 3 heads over tensor=2) is replicated
+  instead, with a warning: jit's input/output shardings must split evenly.
+
   Args:
     abstract_variables: output of `jax.eval_shape(model.init, ...)`; leaves may be
       `nn.LogicallyPartitioned` boxes.
@@ -71,8 +89,27 @@ def param_shardings(abstract_variables, mesh, rules):
     A tree of `NamedSharding` with the structure of the *unboxed* variables.
   """
   specs = nn.get_partition_spec(abstract_variables)
-  return nn.logical_to_mesh_sharding(specs, mesh, rules)
+  shardings = nn.logical_to_mesh_sharding(specs, mesh, rules)
+  # Unboxed without constraining: under a mesh `nn.meta.unbox` would constrain abstract values.
+  boxed = lambda x: isinstance(x, nn.Partitioned)
+  shapes = jax.tree.map(lambda x: x.unbox(apply_constraint=False) if boxed(x) else x,
+                        abstract_variables, is_leaf=boxed)
+  uneven = []
 
+  def even(path, sharding, shape):
+    spec = list(sharding.spec)
+    for i, axes in enumerate(spec):
+      names = (axes,) if isinstance(axes, str) else tuple(axes or ())
+      if shape.shape[i] % math.prod(mesh.shape[a] for a in names):
+        uneven.append(f'{jax.tree_util.keystr(path)} dim {i} ({shape.shape[i]}) over {axes}')
+        spec[i] = None
+    return NamedSharding(mesh, P(*spec))
+
+  shardings = jax.tree_util.tree_map_with_path(even, shardings, shapes)
+  if uneven:
+    logging.warning('Replicated instead of sharded (mesh axes do not divide): %s',
+                    '; '.join(uneven))
+  return shardings
 
 def tree_shardings_like(abstract_tree, sharding):
   """One sharding for every leaf of `abstract_tree` (e.g. replicated scalars)."""

@@ -135,14 +135,8 @@ class Setup:
     return self._init_state(*self._rngs)
 
   def context(self):
-    """Logical-axis rules for tracing the model.
-
-    No global mesh is set: under one, flax's DenseGeneral (the attention projections)
-    re-applies its logical constraint to the *flattened* kernel when it checks parameter
-    shapes, which fails. So the model's activation constraints are no-ops and XLA propagates
-    the explicit input/parameter shardings instead (exact for the default data-parallel mesh).
-    """
-    return nn.logical_axis_rules(self.rules)
+    """Mesh + logical-axis rules for tracing the model (its activation constraints apply)."""
+    return sharding.context(self.mesh, self.rules)
 
   def jit_train_step(self, grad_accum_steps=None):
     return train_step_lib.jit_train_step(self, grad_accum_steps)

@@ -1,4 +1,6 @@
-"""ViViT backbone: variant decoding, output shapes, parameter counts, dtypes, logical axes."""
+"""ViViT backbone: variant decoding, output shapes, parameter counts, dtypes, logical axes, remat."""
+import contextlib
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -6,7 +8,7 @@ import numpy as np
 import pytest
 
 from halluc_jax.models.variants import ViTSize, decode_variant
-from halluc_jax.models.vivit import ViViT, sincos_table
+from halluc_jax.models.vivit import REMAT_POLICIES, HeadsDense, ViViT, sincos_table
 
 TINY = ViTSize(width=32, depth=2, mlp_dim=64, num_heads=4, patch_size=8, tubelet=2)
 VIDEO = (2, 4, 16, 16, 3)  # 2 x 2 x 2 = 8 tokens
@@ -24,6 +26,17 @@ class _Classifier(nn.Module):
   @nn.compact
   def __call__(self, video):
     return nn.Dense(self.num_classes)(self.backbone(video, train=False))
+
+
+@contextlib.contextmanager
+def _fast_compile():
+  """No XLA optimisation passes: compile time dominates on a tiny model."""
+  previous = jax.config.read('jax_disable_most_optimizations')
+  jax.config.update('jax_disable_most_optimizations', True)
+  try:
+    yield
+  finally:
+    jax.config.update('jax_disable_most_optimizations', previous)
 
 
 def _shapes(model):
@@ -118,3 +131,58 @@ def test_sincos_table_and_bad_inputs():
     model.init(jax.random.PRNGKey(0), jnp.ones((1, 3, 16, 16, 3)), train=False)
   with pytest.raises(ValueError, match=r'\[B, T, H, W, C\]'):
     model.init(jax.random.PRNGKey(0), jnp.ones((4, 16, 16, 3)), train=False)
+
+
+def test_heads_dense_matches_dense_general():
+  """Same parameter shapes, initial values and outputs as the DenseGeneral it replaced, so
+  checkpoints from before the change load and train the same."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 32))
+  init = nn.initializers.xavier_uniform()  # what the attention's DenseGenerals used
+  pairs = ((HeadsDense(32, 4, True), nn.DenseGeneral((4, 8), kernel_init=init), x),
+           (HeadsDense(32, 4, False), nn.DenseGeneral(32, axis=(-2, -1), kernel_init=init),
+            x.reshape(2, 5, 4, 8)))
+  for ours, reference, inputs in pairs:
+    ours_vars = nn.meta.unbox(ours.init(jax.random.PRNGKey(1), inputs))
+    ref_vars = reference.init(jax.random.PRNGKey(1), inputs)
+    ref_vars = {'params': {'kernel': ref_vars['params']['kernel'],
+                           'bias': jax.random.normal(jax.random.PRNGKey(2),
+                                                     ref_vars['params']['bias'].shape)}}
+    np.testing.assert_array_equal(ours_vars['params']['kernel'], ref_vars['params']['kernel'])
+    assert ours_vars['params']['bias'].shape == ref_vars['params']['bias'].shape
+    np.testing.assert_allclose(ours.apply(ref_vars, inputs), reference.apply(ref_vars, inputs),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_remat_gives_the_same_loss_and_gradients():
+  """Rematerialisation changes what the backward pass stores, never the numbers (dropout and
+  drop path included: the recomputed forward draws the same masks). Both encoder layouts build
+  their blocks through `block_class`, so one layout covers the switch."""
+  video = jax.random.normal(jax.random.PRNGKey(0), VIDEO)
+
+  def loss_and_grads(remat):
+    model = ViViT(TINY, dropout_rate=0.2, stochastic_depth=0.5, remat=remat)
+    params = nn.meta.unbox(model.init(jax.random.PRNGKey(1), video, train=False))
+
+    def loss(p):
+      out = model.apply(p, video, train=True, rngs={'dropout': jax.random.PRNGKey(2)})
+      return jnp.mean(jnp.square(out - 0.3))
+    with _fast_compile():
+      return params, jax.jit(jax.value_and_grad(loss))(params)
+
+  ref_params, (ref_loss, ref_grads) = loss_and_grads('none')
+  for remat in set(REMAT_POLICIES) - {'none'}:
+    params, (loss, grads) = loss_and_grads(remat)
+    assert jax.tree.structure(params) == jax.tree.structure(ref_params)  # same checkpoints
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), grads,
+                 ref_grads)
+  assert float(optax_norm(ref_grads)) > 0
+
+
+def optax_norm(tree):
+  return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+
+
+def test_unknown_remat_policy():
+  with pytest.raises(ValueError, match='remat'):
+    ViViT(TINY, remat='everything').init(jax.random.PRNGKey(0), jnp.ones(VIDEO), train=False)

@@ -94,7 +94,8 @@ def build_model(model_cfg, stream_dims, num_classes, stream_groups=None):
   size = decode_variant(m.backbone.variant, **dict(m.backbone.get('overrides', {})))
   backbone = ViViT(size, kind=m.backbone.kind, temporal_depth=m.backbone.temporal_depth,
                    posemb=m.backbone.posemb, dropout_rate=m.backbone.dropout,
-                   stochastic_depth=m.backbone.stochastic_depth, dtype=dtype)
+                   stochastic_depth=m.backbone.stochastic_depth, dtype=dtype,
+                   remat=m.backbone.get('remat', 'none'))
   k = m.streams.num_sketches
   # HAF matches the streams when they share one size (weighted-mean fusion needs that).
   haf_dim = m.streams.haf_dim or (dims[0][1] if len({v for _, v in dims}) == 1

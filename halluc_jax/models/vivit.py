@@ -19,7 +19,17 @@ from halluc_jax.models.variants import ViTSize
 
 BACKBONE_KINDS = ('spatio_temporal', 'factorised')
 POSEMB_KINDS = ('learned', 'sincos')
+# What the backward pass keeps of each block's forward pass; the rest is recomputed.
+REMAT_POLICIES = {
+    'none': None,  # no rematerialisation: every activation is kept
+    'full': jax.checkpoint_policies.nothing_saveable,  # keep the block input only
+    'dots_saveable': jax.checkpoint_policies.dots_saveable,  # keep matmul outputs
+    # keep the Dense outputs, recompute the attention products (q k^T, p v) that grow as N^2
+    'dots_with_no_batch_dims_saveable': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
 _ACT = ('batch', 'length', 'embed')  # logical names of token activations
+_HEADS = ('batch', 'length', 'heads', 'kv')  # q, k, v and attention output per head
+_HIDDEN = ('batch', 'length', 'mlp')  # MLP hidden activations
 
 
 def _kernel(names, init=nn.initializers.xavier_uniform()):
@@ -69,32 +79,67 @@ class MlpBlock(nn.Module):
     width = x.shape[-1]
     y = nn.Dense(self.mlp_dim, dtype=self.dtype, kernel_init=_kernel(('embed', 'mlp')),
                  bias_init=_kernel(('mlp',), nn.initializers.zeros), name='fc1')(x)
-    y = nn.gelu(y)
+    y = nn.gelu(nn.with_logical_constraint(y, _HIDDEN))
     y = nn.Dropout(self.dropout_rate)(y, deterministic=not train)
     y = nn.Dense(width, dtype=self.dtype, kernel_init=_kernel(('mlp', 'embed')),
                  bias_init=_kernel(('embed',), nn.initializers.zeros), name='fc2')(y)
     return nn.Dropout(self.dropout_rate)(y, deterministic=not train)
 
 
+def _flat_init(init, in_ndim):
+  """`init` on the kernel flattened to 2-D (in, out), reshaped back: DenseGeneral's fan-in/out."""
+  def fn(key, shape, dtype=jnp.float32):
+    flat = (int(np.prod(shape[:in_ndim])), int(np.prod(shape[in_ndim:])))
+    return init(key, flat, dtype).reshape(shape)
+  return fn
+
+
+class HeadsDense(nn.Module):
+  """A Dense between token channels [.., D] and heads [.., H, Dh], as an explicit einsum.
+
+  Same parameters (names, shapes, initial values) as `nn.DenseGeneral` with a (H, Dh) output
+  (`to_heads`) or axis=(-2, -1) input, but the 3-D kernel is created and used as 3-D:
+  DenseGeneral reshapes its kernel to 2-D inside the initialiser, and under a global mesh the
+  logical constraint of the boxed 3-D kernel is then applied to the 2-D array, which fails.
+  """
+  features: int  # D (to_heads: the input width is read from x)
+  num_heads: int
+  to_heads: bool
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    init = nn.initializers.xavier_uniform()
+    head_dim = self.features // self.num_heads
+    if self.to_heads:
+      shape, names, in_ndim = (x.shape[-1], self.num_heads, head_dim), ('embed', 'heads', 'kv'), 1
+      bias_shape, bias_names, eq = (self.num_heads, head_dim), ('heads', 'kv'), '...d,dhk->...hk'
+    else:
+      shape, names, in_ndim = (self.num_heads, head_dim, self.features), ('heads', 'kv', 'embed'), 2
+      bias_shape, bias_names, eq = (self.features,), ('embed',), '...hk,hkd->...d'
+    kernel = self.param('kernel', _kernel(names, _flat_init(init, in_ndim)), shape)
+    bias = self.param('bias', _kernel(bias_names, nn.initializers.zeros), bias_shape)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    return jnp.einsum(eq, x, kernel) + bias
+
+
 class SelfAttention(nn.Module):
-  """Multi-head self-attention through `jax.nn.dot_product_attention`."""
+  """Multi-head self-attention through `jax.nn.dot_product_attention`; heads are the axis a
+  'tensor' mesh axis splits (Megatron-style: q/k/v split by column, the output by row)."""
   num_heads: int
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     width = x.shape[-1]
-    head_dim = width // self.num_heads
 
     def project(name):
-      return nn.DenseGeneral((self.num_heads, head_dim), dtype=self.dtype, name=name,
-                             kernel_init=_kernel(('embed', 'heads', 'kv')),
-                             bias_init=_kernel(('heads', 'kv'), nn.initializers.zeros))(x)
+      y = HeadsDense(width, self.num_heads, True, self.dtype, name=name)(x)
+      return nn.with_logical_constraint(y, _HEADS)
 
     y = jax.nn.dot_product_attention(project('query'), project('key'), project('value'))
-    return nn.DenseGeneral(width, axis=(-2, -1), dtype=self.dtype, name='out',
-                           kernel_init=_kernel(('heads', 'kv', 'embed')),
-                           bias_init=_kernel(('embed',), nn.initializers.zeros))(y)
+    y = nn.with_logical_constraint(y, _HEADS)
+    return HeadsDense(width, self.num_heads, False, self.dtype, name='out')(y)
 
 
 class EncoderBlock(nn.Module):
@@ -106,7 +151,7 @@ class EncoderBlock(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, *, train):
+  def __call__(self, x, train):  # `train` positional: nn.remat marks it static by position
     # Dropping a whole residual branch per sample = dropout broadcast over tokens and channels.
     drop_path = nn.Dropout(self.drop_path_rate, broadcast_dims=(1, 2))
     y = SelfAttention(self.num_heads, self.dtype, name='attention')(
@@ -119,6 +164,19 @@ class EncoderBlock(nn.Module):
     return nn.with_logical_constraint(x, _ACT)
 
 
+def block_class(remat='none'):
+  """EncoderBlock, wrapped in `nn.remat` with the named policy of REMAT_POLICIES unless 'none'.
+
+  Parameter names and values do not depend on the policy, only memory and recomputation do.
+  """
+  if remat not in REMAT_POLICIES:
+    raise ValueError(f'Unknown remat policy {remat!r}; expected one of {tuple(REMAT_POLICIES)}.')
+  if remat == 'none':
+    return EncoderBlock
+  # static_argnums counts `self` as 0: `train` (a Python bool) picks dropout on or off.
+  return nn.remat(EncoderBlock, policy=REMAT_POLICIES[remat], static_argnums=(2,))
+
+
 class Encoder(nn.Module):
   """A stack of EncoderBlocks; drop-path rate grows linearly from 0 to `stochastic_depth`."""
   depth: int
@@ -127,13 +185,15 @@ class Encoder(nn.Module):
   dropout_rate: float = 0.0
   stochastic_depth: float = 0.0
   dtype: Any = jnp.float32
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, x, *, train):
+    block = block_class(self.remat)
     for i in range(self.depth):
       rate = self.stochastic_depth * i / max(self.depth - 1, 1)
-      x = EncoderBlock(self.num_heads, self.mlp_dim, self.dropout_rate, rate, self.dtype,
-                       name=f'block_{i:02d}')(x, train=train)
+      x = block(self.num_heads, self.mlp_dim, self.dropout_rate, rate, self.dtype,
+                name=f'block_{i:02d}')(x, train)
     return x
 
 
@@ -148,6 +208,7 @@ class ViViT(nn.Module):
     dropout_rate: dropout after the embedding, attention output and MLP layers.
     stochastic_depth: largest drop-path rate (last block).
     dtype: compute dtype; parameters stay float32.
+    remat: rematerialisation policy of every block, a key of REMAT_POLICIES.
   """
   size: ViTSize
   kind: str = 'spatio_temporal'
@@ -156,10 +217,11 @@ class ViViT(nn.Module):
   dropout_rate: float = 0.0
   stochastic_depth: float = 0.0
   dtype: Any = jnp.float32
+  remat: str = 'none'
 
   def _encoder(self, depth, name):
     return Encoder(depth, self.size.num_heads, self.size.mlp_dim, self.dropout_rate,
-                   self.stochastic_depth, self.dtype, name=name)
+                   self.stochastic_depth, self.dtype, self.remat, name=name)
 
   @nn.compact
   def __call__(self, video, *, train):
