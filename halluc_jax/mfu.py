@@ -92,3 +92,27 @@ def mfu(model_flops_per_step, step_seconds, num_devices, peak):
 def format_mfu(value):
   """'41.9%' or 'n/a' (no known peak)."""
   return 'n/a' if value is None else f'{100 * value:.1f}%'
+
+
+def throughput_scalars(model_flops_per_step, steps_per_sec, num_devices, peak):
+  """The trainer's FLOP metrics for one logging window.
+
+  Args:
+    model_flops_per_step: FLOPs of one step over all devices (`plan.step_flops`).
+    steps_per_sec: measured step rate of the window; None or 0 = not measured (the window
+      held only the compiling first step).
+    num_devices: devices that ran the step.
+    peak: peak FLOP/s of one device, None when unknown (CPU).
+
+  Returns:
+    {'model_tflops_per_step'} plus, with a step rate, 'tflops_per_sec_per_device' (achieved)
+    and, with a known peak, 'mfu' (a fraction).
+  """
+  out = {'model_tflops_per_step': model_flops_per_step / TFLOPS}
+  if steps_per_sec:
+    out['tflops_per_sec_per_device'] = (model_flops_per_step * steps_per_sec / num_devices
+                                        / TFLOPS)
+    value = mfu(model_flops_per_step, 1.0 / steps_per_sec, num_devices, peak)
+    if value is not None:
+      out['mfu'] = value
+  return out

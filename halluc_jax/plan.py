@@ -191,6 +191,32 @@ def cost_flops(compiled):
   return float(cost.get('flops', float('nan')))
 
 
+def step_flops(setup, compiled, state, batch):
+  """Model FLOPs of one train step over all devices.
+
+  Without accumulation: the compiled (per-device SPMD) program's cost analysis x devices.
+  With `train.grad_accum_steps` > 1 XLA's cost analysis counts the micro-batch loop's body
+  once, not once per iteration, so the figure comes from lowering (not compiling) the same
+  step without accumulation: the same arithmetic, counted on the whole, unpartitioned program.
+
+  Args:
+    setup: `train.Setup` or `AbstractSetup`.
+    compiled: the compiled train step (`jit_train_step().lower(...).compile()`).
+    state, batch: the step's arguments (arrays or ShapeDtypeStructs).
+  """
+  if int(setup.config.train.get('grad_accum_steps', 1)) == 1:
+    return cost_flops(compiled) * setup.mesh.size
+  with setup.context():
+    return cost_flops(setup.jit_train_step(grad_accum_steps=1).lower(state, batch))
+
+
+def compile_train_step(setup, state, batch):
+  """(compiled train step, its `step_flops`): one compile, ahead of time, for its cost."""
+  with setup.context():
+    compiled = setup.jit_train_step().lower(state, batch).compile()
+  return compiled, step_flops(setup, compiled, state, batch)
+
+
 def memory_report(compiled):
   """Per-device bytes from `compiled.memory_analysis()`; total = args + out - alias + temp + code."""
   m = compiled.memory_analysis()
@@ -257,7 +283,8 @@ def plan(config, devices, with_forward=True):
     t1, c1 = time.perf_counter(), time.process_time()
     compiled = lowered.compile()
     t2, c2 = time.perf_counter(), time.process_time()
-  per_device = cost_flops(compiled)
+  per_device = step_flops(setup, compiled, setup.abstract_state,
+                          setup.abstract_batch()) / len(devices)
   result = {
       'devices': len(devices), 'device_kind': devices[0].device_kind,
       'mesh': {k: int(v) for k, v in mesh.shape.items()},

@@ -20,7 +20,9 @@ from clu import periodic_actions
 from halluc_jax import checkpointing
 from halluc_jax import evaluate as evaluate_lib
 from halluc_jax import metrics_log
+from halluc_jax import mfu as mfu_lib
 from halluc_jax import optim
+from halluc_jax import plan
 from halluc_jax import sharding
 from halluc_jax import train_step as train_step_lib
 from halluc_jax.data import annotations
@@ -258,7 +260,8 @@ def train_and_evaluate(config, workdir):
   report = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer,
                                            every_steps=int(tc.log_every), every_secs=None)
   meter = metrics_log.TrainMeter(config.data.batch_size, total_steps, start_step=step)
-  train_step = setup.jit_train_step()
+  train_step, step_flops = None, 0.0  # compiled at the first batch; model FLOPs of one step
+  peak_flops = mfu_lib.device_peak_flops()  # None on CPU: no MFU, achieved TFLOP/s only
   last_saved = ckpt.latest_step()
   prev_finite = None  # finiteness of the previous step, checked one step late (no sync)
   scalars, result, preempted = {}, None, False
@@ -280,6 +283,11 @@ def train_and_evaluate(config, workdir):
         with meter.waiting_for_data():
           batch = next(train_iter)
           batch = pipeline.device_put_batch(_numeric_leaves(batch), setup.batch_sharding)
+        if train_step is None:  # ahead of time: its cost analysis then needs no second compile
+          train_step, step_flops = plan.compile_train_step(setup, state, batch)
+          logging.info('Train step: %.4g model TFLOPs per step (XLA cost analysis); peak %s.',
+                       step_flops / mfu_lib.TFLOPS, 'unknown (no MFU)' if peak_flops is None
+                       else f'{peak_flops / mfu_lib.TFLOPS:.0f} TFLOP/s per device')
         with jax.profiler.StepTraceAnnotation('train', step_num=step):
           state, metrics = train_step(state, batch)
         if prev_finite is not None:
@@ -296,6 +304,8 @@ def train_and_evaluate(config, workdir):
         if step % int(tc.log_every) == 0 or step == total_steps:
           check_finite(*prev_finite)
           scalars = meter.summary(step)
+          scalars.update(mfu_lib.throughput_scalars(
+              step_flops, scalars.get('steps_per_sec'), setup.mesh.size, peak_flops))
           writer.write_scalars(step, scalars)
           metrics_log.print_progress(metrics_log.progress_line(
               step, total_steps, scalars, meter.eta_seconds(step, scalars)))

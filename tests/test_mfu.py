@@ -18,6 +18,16 @@ def test_unknown_peak_gives_none_and_na():
   assert mfu.format_mfu(None) == 'n/a'
 
 
+def test_throughput_scalars_for_the_trainer_log():
+  # 4e14 FLOPs per step at 2 steps/s on 2 devices: 4e14 FLOP/s = 400 TFLOP/s per device.
+  out = mfu.throughput_scalars(4e14, 2.0, 2, 1e15)
+  assert out == pytest.approx({'model_tflops_per_step': 400.0,
+                               'tflops_per_sec_per_device': 400.0, 'mfu': 0.4})
+  assert set(mfu.throughput_scalars(4e14, 2.0, 2, None)) == {  # CPU: no peak, no MFU
+      'model_tflops_per_step', 'tflops_per_sec_per_device'}
+  assert mfu.throughput_scalars(4e14, None, 2, 1e15) == {'model_tflops_per_step': 400.0}
+
+
 @pytest.mark.parametrize('bad', [dict(step_seconds=0.0), dict(num_devices=0),
                                  dict(peak=-1.0), dict(flops=float('nan'))])
 def test_mfu_rejects_nonsense(bad):

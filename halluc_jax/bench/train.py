@@ -10,8 +10,9 @@ Compiles the trainer's train step for the config on the current JAX devices (the
 
 Each step is followed by `block_until_ready`; step time is the median over `--steps` steps after
 `--warmup` untimed ones (the real run's warm-up also absorbs worker start-up). Model FLOPs per
-step come from the compiled step's `cost_analysis()` (per-device program x devices); MFU divides
-them by the step time and the devices' peak (`halluc_jax.mfu`), 'n/a' on CPU.
+step come from XLA's cost analysis (`plan.step_flops`: the compiled per-device program x devices,
+or with `train.grad_accum_steps` > 1 the unaccumulated step's lowering); MFU divides them by the
+step time and the devices' peak (`halluc_jax.mfu`), 'n/a' on CPU.
 
 Usage:
   python -m halluc_jax.bench.train --config configs/default.py --data_dir data/synthetic_actions \
@@ -129,18 +130,17 @@ def main(argv):
   setup = plan.AbstractSetup(config, mesh, *lengths)
   abstract = setup.abstract_batch()
   state = setup.init_state()
-  with setup.context():
-    t0 = time.perf_counter()
-    step = setup.jit_train_step().lower(setup.abstract_state, abstract).compile()
-    compile_s = time.perf_counter() - t0
-  flops = plan.cost_flops(step) * len(devices)
+  t0 = time.perf_counter()
+  step, flops = plan.compile_train_step(setup, setup.abstract_state, abstract)
+  compile_s = time.perf_counter() - t0
   peak = mfu_lib.device_peak_flops(devices[0])
   batch = int(config.data.batch_size)
   d = config.data
   print(f'{jax.default_backend()} x {len(devices)} ({devices[0].device_kind}); '
         f'ViViT-{config.model.backbone.variant} {dict(config.model.backbone.overrides)}, '
         f'{d.num_frames}x{d.crop_size}x{d.crop_size}, {config.model.dtype}, '
-        f'{len(setup.stream_dims)} streams, {config.loss.update_scheme} updates; batch {batch}; '
+        f'{len(setup.stream_dims)} streams, {config.loss.update_scheme} updates; batch {batch} '
+        f'({config.train.grad_accum_steps} micro-batches), Adam mu {config.optim.mu_dtype}; '
         f'compile {compile_s:.1f} s; {flops / 1e12:.4g} model TFLOPs per step (XLA cost '
         f'analysis); peak {"n/a" if peak is None else f"{peak / 1e12:.0f} TFLOP/s"} per device')
   print(f'{f.steps} timed steps after {f.warmup} warm-up steps, median (mean) wall time')

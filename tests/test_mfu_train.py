@@ -1,0 +1,37 @@
+"""Model FLOPs per step (plan.step_flops) and the FLOP metrics the trainer logs, on CPU."""
+import jax
+import numpy as np
+import pytest
+
+from halluc_jax import plan
+from halluc_jax import sharding
+from halluc_jax import train
+
+from test_grad_accum import _fast_compilation  # pylint: disable=unused-import  # autouse
+from test_grad_accum import tiny_config
+from test_train import _config
+
+
+def test_step_flops_do_not_depend_on_gradient_accumulation():
+  """XLA's cost analysis counts a loop body once; step_flops counts the whole step."""
+  flops = {}
+  for n in (1, 4):
+    config = tiny_config(**{'train.grad_accum_steps': n})
+    setup = plan.AbstractSetup(config, sharding.make_mesh(config.mesh))
+    _, flops[n] = plan.compile_train_step(setup, setup.abstract_state, setup.abstract_batch())
+  assert flops[1] > 0
+  assert flops[4] == pytest.approx(flops[1], rel=0.05)
+
+
+def test_trainer_logs_model_flops_and_achieved_throughput(tiny_dataset, tmp_path):
+  """Two steps with gradient accumulation; the last log has the FLOP metrics (no MFU on CPU:
+  it has no known peak)."""
+  out = train.train_and_evaluate(
+      _config(tiny_dataset, **{'train.grad_accum_steps': 2, 'loss.update_scheme': 'joint'}),
+      tmp_path / 'wd')
+  scalars = out['train']
+  assert out['step'] == 2 and np.isfinite(scalars['loss'])
+  assert scalars['model_tflops_per_step'] > 0
+  assert scalars['tflops_per_sec_per_device'] == pytest.approx(
+      scalars['model_tflops_per_step'] * scalars['steps_per_sec'] / jax.device_count())
+  assert 'mfu' not in scalars
