@@ -2,7 +2,8 @@
 # The two commands of halluc_jax:
 #   bash run.sh          set up .venv if needed, prepare the embedded dataset, run the main job
 #   bash run.sh test     set up .venv if needed, run the test suite (extra args go to pytest)
-# Other entry points: bash run.sh bench-input | bench-descriptors | bench-overhead | bench-train | shell
+# Other entry points: bash run.sh ablation | bench-input | bench-descriptors | bench-overhead |
+#   bench-train | shell
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -52,6 +53,29 @@ case "$cmd" in
     prepare_data
     exec "$VENV/bin/python" -m halluc_jax.main --config configs/default.py --workdir "$WORKDIR" "$@"
     ;;
+  ablation)
+    # The embedded reproduction table (README 'Ablation on the embedded dataset'): every row's
+    # config (HALLUC_ROWS) x HALLUC_SEEDS, HALLUC_PARALLEL runs at a time, extra args to every run; a run that
+    # already has its eval result is skipped, an interrupted one resumes from its checkpoint.
+    setup
+    prepare_data
+    ABL_DIR=${HALLUC_ABLATION_DIR:-workdirs/ablation}
+    mkdir -p "$ABL_DIR"
+    rows=${HALLUC_ROWS:-rgb_only hal_odf hal_sdf hal_off hal_all_mse hal_all_unc_diag hal_all_unc_grouped}
+    for seed in ${HALLUC_SEEDS:-0 1 2}; do for row in $rows; do echo "$row $seed"; done; done |
+      ABL_DIR="$ABL_DIR" VENV="$VENV" EXTRA="$*" xargs -P "${HALLUC_PARALLEL:-1}" -L 1 bash -c '
+        row=$0; seed=$1; wd="$ABL_DIR/${row}_s$seed"
+        [ -f "$wd/eval/eval_latest.json" ] && { echo "[run.sh] $wd done already"; exit 0; }
+        t0=$(date +%s)
+        # shellcheck disable=SC2086  # EXTRA holds whitespace-separated --config.x=y flags
+        "$VENV/bin/python" -m halluc_jax.main --config "configs/$row.py" --workdir "$wd" \
+          --config.seed="$seed" --config.data.shuffle_seed="$seed" $EXTRA > "$wd.log" 2>&1 \
+          || { echo "[run.sh] $wd failed: see $wd.log"; exit 0; }
+        echo "{\"wall_seconds\": $(( $(date +%s) - t0 ))}" > "$wd/timing.json"
+        echo "[run.sh] $wd: $(grep "^Result" "$wd.log" | tail -1)"'
+    globs=""; for row in $rows; do globs="$globs${globs:+,}$ABL_DIR/${row}_s*"; done
+    exec "$VENV/bin/python" -m halluc_jax.tables --workdirs "$globs" --out "$ABL_DIR/table.md"
+    ;;
   bench-input)
     setup
     prepare_data
@@ -76,7 +100,7 @@ case "$cmd" in
     exec "$VENV/bin/python" "$@"
     ;;
   *)
-    echo "usage: bash run.sh [main|test|bench-input|bench-descriptors|bench-overhead|bench-train|shell] [args...]" >&2
+    echo "usage: bash run.sh [main|test|ablation|bench-input|bench-descriptors|bench-overhead|bench-train|shell] [args...]" >&2
     exit 2
     ;;
 esac
