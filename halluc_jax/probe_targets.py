@@ -1,0 +1,105 @@
+r"""How much the extracted auxiliary targets could help: per-stream probes on the ground truth.
+
+A hallucination stream can only add to the classifier what its target descriptor knows about the
+class. This command reads the extracted targets (`python -m halluc_jax.extract`) of the train
+and eval splits and prints, per stream and for all streams concatenated:
+
+  probe top-1   a ridge-regression linear probe (one-hot least squares on standardised
+                features) fitted on train targets, scored on eval targets: the class signal of
+                the ground-truth descriptor. Usable as the fusion score w'_i of SPEC Eq. 22
+                (`config.model.fusion.scores`).
+  mean cosine   cosine similarity of the train-mean target with each eval target: what a head
+                that only learnt the mean scores in the trainer's hallucination-quality metric.
+  mean R^2      pooled R^2 of that constant prediction on eval (0 for the eval mean itself).
+
+Usage:
+  python -m halluc_jax.probe_targets --config configs/default.py [--ridge 1.0]
+"""
+import numpy as np
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from halluc_jax import metrics
+from halluc_jax.data import annotations
+from halluc_jax.data import aux_targets
+
+_RIDGE = flags.DEFINE_float('ridge', 1.0, 'L2 weight per training example of the probe.')
+
+
+def ridge_probe_accuracy(x_train, y_train, x_eval, y_eval, num_classes, ridge=1.0):
+  """Top-1 of a one-hot least-squares linear classifier (closed form, with bias).
+
+  Args:
+    x_train: float [N, D] features; y_train: int [N] labels.
+    x_eval: float [M, D]; y_eval: int [M].
+    num_classes: number of classes C.
+    ridge: L2 weight per training example (lambda = ridge * N), on the weights, not the bias.
+
+  Returns:
+    Fraction of eval examples whose arg-max score is their label.
+  """
+  x_train, x_eval = np.asarray(x_train, np.float64), np.asarray(x_eval, np.float64)
+  mu, sd = x_train.mean(0), x_train.std(0) + 1e-8  # standardise with train statistics only
+  a, b = (x_train - mu) / sd, (x_eval - mu) / sd
+  onehot = np.eye(num_classes)[np.asarray(y_train)]
+  target_mean = onehot.mean(0)
+  # Centred features and targets: the bias is the target mean, and the solve is D x D.
+  gram = a.T @ a + ridge * len(a) * np.eye(a.shape[1])
+  w = np.linalg.solve(gram, a.T @ (onehot - target_mean))
+  scores = b @ w + target_mean
+  return float(np.mean(np.argmax(scores, 1) == np.asarray(y_eval)))
+
+
+def mean_predictor_scores(t_train, t_eval):
+  """(mean cosine, pooled R^2) on eval of always predicting the train-mean target."""
+  pred = np.broadcast_to(np.asarray(t_train, np.float64).mean(0), np.shape(t_eval))
+  return (float(metrics.cosine_similarity(pred, t_eval).mean()),
+          metrics.r2_score(pred, t_eval))
+
+
+def load_split(config, split, store):
+  """Targets of the videos of one split that have every stream: ({name: [N, d]}, labels [N])."""
+  records = annotations.read_annotations(config.data.annotations, config.data.root, split,
+                                         config.data.multi_label).records
+  rows, labels = {k: [] for k in store.dims}, []
+  for record in records:
+    targets, masks, _ = store.lookup(record.video_id)
+    if all(masks[k] > 0 for k in store.dims):
+      for k in store.dims:
+        rows[k].append(targets[k])
+      labels.append(record.label)
+  return {k: np.stack(v) for k, v in rows.items()}, np.asarray(labels), len(records)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  config = flags.FLAGS.config
+  store = aux_targets.AuxTargetStore(config.data.aux_dir)
+  train, y_train, n_train = load_split(config, config.data.train_split, store)
+  evals, y_eval, n_eval = load_split(config, config.data.eval_split, store)
+  groups = {k: v.get('group', '') for k, v in store.manifest['streams'].items()}
+  c = config.data.num_classes
+  print(f'{config.data.aux_dir}: {len(y_train)}/{n_train} train and {len(y_eval)}/{n_eval} '
+        f'eval videos with every stream; {c} classes (chance top-1 {100 / c:.1f}%)')
+  print('| stream | group | dim | probe top-1 (%) | mean cosine | mean R^2 |')
+  print('|---|---|---|---|---|---|')
+  names = list(store.dims) + ['all']
+  for name in names:
+    if name == 'all':
+      tr = np.concatenate([train[k] for k in store.dims], 1)
+      ev = np.concatenate([evals[k] for k in store.dims], 1)
+    else:
+      tr, ev = train[name], evals[name]
+    acc = ridge_probe_accuracy(tr, y_train, ev, y_eval, c, _RIDGE.value)
+    cosine, r2 = mean_predictor_scores(tr, ev)
+    print(f'| {name} | {groups.get(name, "-")} | {tr.shape[1]} | {100 * acc:.1f} | '
+          f'{cosine:.3f} | {r2:.3f} |')
+
+
+if __name__ == '__main__':
+  config_flags.DEFINE_config_file('config', None, 'Experiment config file (.py).',
+                                  lock_config=True)
+  flags.mark_flags_as_required(['config'])
+  app.run(main)

@@ -1,0 +1,44 @@
+"""Ground-truth target probes: closed-form ridge probe and the constant-mean baseline."""
+import numpy as np
+
+from halluc_jax import probe_targets
+
+
+def _blobs(rng, n, num_classes, dim, separation):
+  labels = rng.integers(0, num_classes, n)
+  centres = separation * np.eye(num_classes, dim)
+  return centres[labels] + rng.standard_normal((n, dim)), labels
+
+
+def test_ridge_probe_separates_blobs_and_is_at_chance_on_noise():
+  rng = np.random.default_rng(0)
+  x, y = _blobs(rng, 600, 4, 8, separation=6.0)
+  acc = probe_targets.ridge_probe_accuracy(x[:400], y[:400], x[400:], y[400:], 4, ridge=1e-3)
+  assert acc > 0.95
+  noise = rng.standard_normal((600, 8))
+  acc = probe_targets.ridge_probe_accuracy(noise[:400], y[:400], noise[400:], y[400:], 4)
+  assert acc < 0.4  # chance 0.25; 200 eval points
+
+
+def test_ridge_probe_matches_direct_least_squares_at_tiny_ridge():
+  rng = np.random.default_rng(1)
+  x, y = _blobs(rng, 300, 3, 5, separation=1.0)
+  acc = probe_targets.ridge_probe_accuracy(x[:200], y[:200], x[200:], y[200:], 3, ridge=1e-9)
+  # Direct: least squares with a bias column, features standardised by train statistics.
+  mu, sd = x[:200].mean(0), x[:200].std(0)
+  design = np.c_[(x[:200] - mu) / sd, np.ones(200)]
+  w, *_ = np.linalg.lstsq(design, np.eye(3)[y[:200]], rcond=None)
+  direct = np.mean(np.argmax(np.c_[(x[200:] - mu) / sd, np.ones(100)] @ w, 1) == y[200:])
+  assert acc == direct
+
+
+def test_mean_predictor_scores():
+  rng = np.random.default_rng(2)
+  t = 3.0 + rng.standard_normal((50, 6))
+  cosine, r2 = probe_targets.mean_predictor_scores(t, t)
+  assert abs(r2) < 1e-12  # the eval mean itself scores R^2 = 0
+  mean = t.mean(0)
+  direct = np.mean(t @ mean / (np.linalg.norm(t, axis=1) * np.linalg.norm(mean)))
+  np.testing.assert_allclose(cosine, direct, rtol=1e-12)
+  _, r2_shifted = probe_targets.mean_predictor_scores(t + 1.0, t)
+  assert r2_shifted < -0.5  # a wrong constant is worse than the mean
