@@ -264,7 +264,8 @@ def forward_flops(setup):
   model = setup.model
   backbone = jax.jit(lambda p, v: model.backbone.apply({'params': p}, v, train=False))
   full = jax.jit(lambda var, v: model.apply(var, v, train=False)['logits'])
-  with setup.context():
+  # Rules without the mesh: one clip's whole program, not one device's share of a split one.
+  with nn.logical_axis_rules(setup.rules):
     return (cost_flops(backbone.lower(variables['params']['backbone'], clip).compile()),
             cost_flops(full.lower(variables, clip).compile()))
 
