@@ -11,8 +11,11 @@ Two things differ between micro-batches by design and are neutralised here:
   holds the same two clips (rows k and k + 4 of the batch, see `grad_accum.split`), so its
   statistics equal the whole batch's. Labels, targets and masks differ per row.
 """
+import os
 import pathlib
 import runpy
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -144,3 +147,28 @@ def test_split_is_strided_and_keeps_the_batch_axis_sharded():
   assert split.sharding.is_equivalent_to(micro_sharding, split.ndim)
   with pytest.raises(ValueError, match='grad_accum_steps=3'):
     grad_accum.micro_batch_sharding(mesh, BATCH, 3)
+
+
+_MESH_SCRIPT = """
+import jax, numpy as np
+import test_grad_accum as t
+jax.config.update('jax_disable_most_optimizations', True)
+assert jax.device_count() == 8
+c = t.tiny_config(**{'mesh.shape': {'data': 2, 'fsdp': 4, 'tensor': 1}})
+initial, want, want_metrics = t.one_step(c, 1)
+_, got, got_metrics = t.one_step(c, 2)
+for k, v in want_metrics.items():
+  np.testing.assert_allclose(got_metrics[k], v, rtol=1e-4, atol=1e-6, err_msg=k)
+t.assert_trees_close(*(jax.tree.map(np.subtract, s.params, initial) for s in (want, got)),
+                     1e-3, 'params - initial params')
+"""
+
+
+def test_accumulation_on_a_data_and_fsdp_mesh():
+  """8 fake CPU devices as data=2 x fsdp=4 (parameters and moments sharded): each micro-batch
+  of 8 is split over all 8 devices, and N=2 gives the N=1 alternating update."""
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             XLA_FLAGS='--xla_force_host_platform_device_count=8')
+  proc = subprocess.run([sys.executable, '-c', _MESH_SCRIPT], cwd=pathlib.Path(__file__).parent,
+                        env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
