@@ -105,9 +105,11 @@ def throughput_scalars(model_flops_per_step, steps_per_sec, num_devices, peak):
     peak: peak FLOP/s of one device, None when unknown (CPU).
 
   Returns:
-    {'model_tflops_per_step'} plus, with a step rate, 'tflops_per_sec_per_device' (achieved)
+    {} when the FLOPs are unknown (NaN), else {'model_tflops_per_step'} plus, with a step rate, 'tflops_per_sec_per_device' (achieved)
     and, with a known peak, 'mfu' (a fraction).
   """
+  if not math.isfinite(model_flops_per_step) or model_flops_per_step <= 0:
+    return {}  # no cost analysis on this backend: log nothing rather than a made-up figure
   out = {'model_tflops_per_step': model_flops_per_step / TFLOPS}
   if steps_per_sec:
     out['tflops_per_sec_per_device'] = (model_flops_per_step * steps_per_sec / num_devices

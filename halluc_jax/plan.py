@@ -53,6 +53,8 @@ if __name__ == '__main__' and _devices_from_argv(sys.argv) > 0:
 # pylint: disable=g-import-not-at-top,wrong-import-position  # jax only after the flag above
 import functools
 import json
+import logging
+import math
 import time
 
 from absl import app
@@ -184,11 +186,12 @@ def param_counts(params):
 
 
 def cost_flops(compiled):
-  """FLOPs of a compiled program (one device's program under SPMD)."""
+  """FLOPs of a compiled program (one device's program under SPMD), or of a lowered one (the
+  whole program); NaN when the backend gives no cost analysis (GPU for a lowered program)."""
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):  # older jax: one dict per program
-    cost = cost[0]
-  return float(cost.get('flops', float('nan')))
+    cost = cost[0] if cost else None
+  return float(cost.get('flops', float('nan'))) if cost else float('nan')
 
 
 def step_flops(setup, compiled, state, batch):
@@ -198,6 +201,8 @@ def step_flops(setup, compiled, state, batch):
   With `train.grad_accum_steps` > 1 XLA's cost analysis counts the micro-batch loop's body
   once, not once per iteration, so the figure comes from lowering (not compiling) the same
   step without accumulation: the same arithmetic, counted on the whole, unpartitioned program.
+  Backends without a cost analysis of lowered programs (GPU, jax 0.11) compile that step
+  instead, a second compile at start-up.
 
   Args:
     setup: `train.Setup` or `AbstractSetup`.
@@ -207,7 +212,13 @@ def step_flops(setup, compiled, state, batch):
   if int(setup.config.train.get('grad_accum_steps', 1)) == 1:
     return cost_flops(compiled) * setup.mesh.size
   with setup.context():
-    return cost_flops(setup.jit_train_step(grad_accum_steps=1).lower(state, batch))
+    lowered = setup.jit_train_step(grad_accum_steps=1).lower(state, batch)
+    flops = cost_flops(lowered)
+    if math.isnan(flops):
+      logging.info('No cost analysis of the lowered step on this backend: compiling the step '
+                   'without accumulation to count its FLOPs.')
+      flops = cost_flops(lowered.compile()) * setup.mesh.size
+  return flops
 
 
 def compile_train_step(setup, state, batch):

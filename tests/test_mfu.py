@@ -26,6 +26,7 @@ def test_throughput_scalars_for_the_trainer_log():
   assert set(mfu.throughput_scalars(4e14, 2.0, 2, None)) == {  # CPU: no peak, no MFU
       'model_tflops_per_step', 'tflops_per_sec_per_device'}
   assert mfu.throughput_scalars(4e14, None, 2, 1e15) == {'model_tflops_per_step': 400.0}
+  assert mfu.throughput_scalars(float('nan'), 2.0, 2, 1e15) == {}  # no cost analysis
 
 
 @pytest.mark.parametrize('bad', [dict(step_seconds=0.0), dict(num_devices=0),
