@@ -2,8 +2,9 @@
 
     MFU = model_flops_per_step / step_seconds / (num_devices * peak_flops_per_device)
 
-`model_flops_per_step` is the whole step's work over all devices (e.g. the per-device
-`compiled.cost_analysis()['flops']` times the number of devices for a data-parallel program).
+`model_flops_per_step` is the whole step's work over all devices: the matrix products and
+convolutions of the step's jaxpr (`plan.step_flops`, `halluc_jax.flops`), the same on every
+backend (XLA's GPU cost analysis misses the cuBLAS/cuDNN calls).
 Peaks are dense (no 2:4 sparsity) bf16 tensor throughput per device (per chip for TPUs), from
 the vendors' data sheets:
 
@@ -105,11 +106,11 @@ def throughput_scalars(model_flops_per_step, steps_per_sec, num_devices, peak):
     peak: peak FLOP/s of one device, None when unknown (CPU).
 
   Returns:
-    {} when the FLOPs are unknown (NaN), else {'model_tflops_per_step'} plus, with a step rate, 'tflops_per_sec_per_device' (achieved)
-    and, with a known peak, 'mfu' (a fraction).
+    {} when the FLOPs are unknown (NaN), else {'model_tflops_per_step'} plus, with a step
+    rate, 'tflops_per_sec_per_device' (achieved) and, with a known peak, 'mfu' (a fraction).
   """
   if not math.isfinite(model_flops_per_step) or model_flops_per_step <= 0:
-    return {}  # no cost analysis on this backend: log nothing rather than a made-up figure
+    return {}  # FLOPs unknown: log nothing rather than a made-up figure
   out = {'model_tflops_per_step': model_flops_per_step / TFLOPS}
   if steps_per_sec:
     out['tflops_per_sec_per_device'] = (model_flops_per_step * steps_per_sec / num_devices

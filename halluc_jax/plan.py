@@ -10,8 +10,8 @@ train-state shardings exactly as `train.Setup` does, but from abstract values on
 shaped like the input pipeline's. It prints:
 
 * parameters, in total and per group (backbone / streams / haf / cenet / prednet);
-* FLOPs of one step from `compiled.cost_analysis()`: per device (the SPMD program each device
-  runs), all devices (x devices) and per clip;
+* model FLOPs of one step (matrix products and convolutions of its jaxpr, `halluc_jax.flops`,
+  the MFU numerator the trainer logs): all devices, per device (/ devices) and per clip;
 * forward FLOPs of one clip on the test-time path (backbone, and backbone + heads), from the
   cost analysis of separately compiled forward programs, also as multiply-adds (FLOPs / 2), next
   to the analytic backbone count (2 x MACs of the tubelet embedding, the matmuls and the two
@@ -53,8 +53,6 @@ if __name__ == '__main__' and _devices_from_argv(sys.argv) > 0:
 # pylint: disable=g-import-not-at-top,wrong-import-position  # jax only after the flag above
 import functools
 import json
-import logging
-import math
 import time
 
 from absl import app
@@ -65,6 +63,7 @@ import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 
+from halluc_jax import flops as flops_lib
 from halluc_jax import optim
 from halluc_jax import sharding
 from halluc_jax import train_step as train_step_lib
@@ -194,31 +193,22 @@ def cost_flops(compiled):
   return float(cost.get('flops', float('nan'))) if cost else float('nan')
 
 
-def step_flops(setup, compiled, state, batch):
-  """Model FLOPs of one train step over all devices.
+def step_flops(setup, compiled, state, batch):  # pylint: disable=unused-argument
+  """Model FLOPs of one train step over all devices, from its jaxpr (`halluc_jax.flops`).
 
-  Without accumulation: the compiled (per-device SPMD) program's cost analysis x devices.
-  With `train.grad_accum_steps` > 1 XLA's cost analysis counts the micro-batch loop's body
-  once, not once per iteration, so the figure comes from lowering (not compiling) the same
-  step without accumulation: the same arithmetic, counted on the whole, unpartitioned program.
-  Backends without a cost analysis of lowered programs (GPU, jax 0.11) compile that step
-  instead, a second compile at start-up.
+  Counted on the traced, unpartitioned step (matrix products and convolutions, loop bodies
+  times their trip count), so the figure is the same on every backend and with any
+  `train.grad_accum_steps`. XLA's own cost analysis is not used for it: on GPU it misses the
+  cuBLAS/cuDNN calls (an H200 counted 4.0 of ~35 TFLOPs for ViViT-B/16x2) and everywhere it
+  counts a scan body once.
 
   Args:
     setup: `train.Setup` or `AbstractSetup`.
-    compiled: the compiled train step (`jit_train_step().lower(...).compile()`).
+    compiled: the compiled train step (unused; kept so callers pass what they hold).
     state, batch: the step's arguments (arrays or ShapeDtypeStructs).
   """
-  if int(setup.config.train.get('grad_accum_steps', 1)) == 1:
-    return cost_flops(compiled) * setup.mesh.size
   with setup.context():
-    lowered = setup.jit_train_step(grad_accum_steps=1).lower(state, batch)
-    flops = cost_flops(lowered)
-    if math.isnan(flops):
-      logging.info('No cost analysis of the lowered step on this backend: compiling the step '
-                   'without accumulation to count its FLOPs.')
-      flops = cost_flops(lowered.compile()) * setup.mesh.size
-  return flops
+    return flops_lib.traced_flops(setup.jit_train_step(), state, batch)
 
 
 def compile_train_step(setup, state, batch):
@@ -341,7 +331,7 @@ def format_report(config, r):
           f'{k} {v:,}' for k, v in p.items() if k != 'total'),
       f"Compile: lower {r['lower_s']:.1f} s, compile {r['compile_s']:.1f} s wall "
       f"({r['compile_cpu_s']:.1f} s CPU time of this process)",
-      'Train step FLOPs (XLA cost analysis of the compiled step):',
+      'Train step FLOPs (model FLOPs: matmuls + convolutions of the jaxpr, halluc_jax.flops):',
       f"  per device {fl(r['step_flops_per_device'])}; all devices {fl(r['step_flops'])}; "
       f"per clip {fl(r['step_flops_per_clip'])}"]
   a = r['analytic_backbone']

@@ -283,9 +283,9 @@ def train_and_evaluate(config, workdir):
         with meter.waiting_for_data():
           batch = next(train_iter)
           batch = pipeline.device_put_batch(_numeric_leaves(batch), setup.batch_sharding)
-        if train_step is None:  # ahead of time: its cost analysis then needs no second compile
+        if train_step is None:  # ahead of time, so the step's model FLOPs are counted once
           train_step, step_flops = plan.compile_train_step(setup, state, batch)
-          logging.info('Train step: %.4g model TFLOPs per step (XLA cost analysis); peak %s.',
+          logging.info('Train step: %.4g model TFLOPs per step (jaxpr matmuls + convs); peak %s.',
                        step_flops / mfu_lib.TFLOPS, 'unknown (no MFU)' if peak_flops is None
                        else f'{peak_flops / mfu_lib.TFLOPS:.0f} TFLOP/s per device')
         with jax.profiler.StepTraceAnnotation('train', step_num=step):

@@ -10,9 +10,9 @@ Compiles the trainer's train step for the config on the current JAX devices (the
 
 Each step is followed by `block_until_ready`; step time is the median over `--steps` steps after
 `--warmup` untimed ones (the real run's warm-up also absorbs worker start-up). Model FLOPs per
-step come from XLA's cost analysis (`plan.step_flops`: the compiled per-device program x devices,
-or with `train.grad_accum_steps` > 1 the unaccumulated step's lowering); MFU divides them by the
-step time and the devices' peak (`halluc_jax.mfu`), 'n/a' on CPU.
+step are the matrix products and convolutions of the step's jaxpr (`plan.step_flops`,
+`halluc_jax.flops`: the same count on every backend); MFU divides them by the step time and the
+devices' peak (`halluc_jax.mfu`), 'n/a' on CPU.
 
 Usage:
   python -m halluc_jax.bench.train --config configs/default.py --data_dir data/synthetic_actions \
@@ -141,8 +141,9 @@ def main(argv):
         f'{d.num_frames}x{d.crop_size}x{d.crop_size}, {config.model.dtype}, '
         f'{len(setup.stream_dims)} streams, {config.loss.update_scheme} updates; batch {batch} '
         f'({config.train.grad_accum_steps} micro-batches), Adam mu {config.optim.mu_dtype}; '
-        f'compile {compile_s:.1f} s; {flops / 1e12:.4g} model TFLOPs per step (XLA cost '
-        f'analysis); peak {"n/a" if peak is None else f"{peak / 1e12:.0f} TFLOP/s"} per device')
+        f'compile {compile_s:.1f} s; {flops / 1e12:.4g} model TFLOPs per step (jaxpr '
+        f'matmuls + convolutions);\n  peak '
+        f'{"n/a" if peak is None else f"{peak / 1e12:.0f} TFLOP/s"} per device')
   print(f'{f.steps} timed steps after {f.warmup} warm-up steps, median (mean) wall time')
   print('| input | step ms | mean ms | batch wait ms | clips/s | TFLOP/s | MFU |')
   print('|---|---|---|---|---|---|---|')
