@@ -193,7 +193,7 @@ def cost_flops(compiled):
   return float(cost.get('flops', float('nan'))) if cost else float('nan')
 
 
-def step_flops(setup, compiled, state, batch):  # pylint: disable=unused-argument
+def step_flops(setup, state, batch):
   """Model FLOPs of one train step over all devices, from its jaxpr (`halluc_jax.flops`).
 
   Counted on the traced, unpartitioned step (matrix products and convolutions, loop bodies
@@ -204,7 +204,6 @@ def step_flops(setup, compiled, state, batch):  # pylint: disable=unused-argumen
 
   Args:
     setup: `train.Setup` or `AbstractSetup`.
-    compiled: the compiled train step (unused; kept so callers pass what they hold).
     state, batch: the step's arguments (arrays or ShapeDtypeStructs).
   """
   with setup.context():
@@ -215,7 +214,7 @@ def compile_train_step(setup, state, batch):
   """(compiled train step, its `step_flops`): one compile, ahead of time, for its cost."""
   with setup.context():
     compiled = setup.jit_train_step().lower(state, batch).compile()
-  return compiled, step_flops(setup, compiled, state, batch)
+  return compiled, step_flops(setup, state, batch)
 
 
 def memory_report(compiled):
@@ -285,8 +284,7 @@ def plan(config, devices, with_forward=True):
     t1, c1 = time.perf_counter(), time.process_time()
     compiled = lowered.compile()
     t2, c2 = time.perf_counter(), time.process_time()
-  per_device = step_flops(setup, compiled, setup.abstract_state,
-                          setup.abstract_batch()) / len(devices)
+  per_device = step_flops(setup, setup.abstract_state, setup.abstract_batch()) / len(devices)
   result = {
       'devices': len(devices), 'device_kind': devices[0].device_kind,
       'mesh': {k: int(v) for k, v in mesh.shape.items()},
