@@ -193,7 +193,7 @@ def cost_flops(compiled):
   return float(cost.get('flops', float('nan'))) if cost else float('nan')
 
 
-def step_flops(setup, state, batch):
+def step_flops(traced):
   """Model FLOPs of one train step over all devices, from its jaxpr (`halluc_jax.flops`).
 
   Counted on the traced, unpartitioned step (matrix products and convolutions, loop bodies
@@ -203,18 +203,18 @@ def step_flops(setup, state, batch):
   counts a scan body once.
 
   Args:
-    setup: `train.Setup` or `AbstractSetup`.
-    state, batch: the step's arguments (arrays or ShapeDtypeStructs).
+    traced: the traced train step (`jit_train_step().trace(state, batch)`), the same trace
+      that is lowered and compiled, so the step is traced once.
   """
-  with setup.context():
-    return flops_lib.traced_flops(setup.jit_train_step(), state, batch)
+  return flops_lib.jaxpr_flops(traced.jaxpr)
 
 
 def compile_train_step(setup, state, batch):
-  """(compiled train step, its `step_flops`): one compile, ahead of time, for its cost."""
+  """(compiled train step, its `step_flops`): one trace and one compile, ahead of time."""
   with setup.context():
-    compiled = setup.jit_train_step().lower(state, batch).compile()
-  return compiled, step_flops(setup, state, batch)
+    traced = setup.jit_train_step().trace(state, batch)
+    compiled = traced.lower().compile()
+  return compiled, step_flops(traced)
 
 
 def memory_report(compiled):
@@ -280,11 +280,12 @@ def plan(config, devices, with_forward=True):
   setup = AbstractSetup(config, mesh)
   with setup.context():
     t0 = time.perf_counter()
-    lowered = setup.jit_train_step().lower(setup.abstract_state, setup.abstract_batch())
+    traced = setup.jit_train_step().trace(setup.abstract_state, setup.abstract_batch())
+    lowered = traced.lower()
     t1, c1 = time.perf_counter(), time.process_time()
     compiled = lowered.compile()
     t2, c2 = time.perf_counter(), time.process_time()
-  per_device = step_flops(setup, setup.abstract_state, setup.abstract_batch()) / len(devices)
+  per_device = step_flops(traced) / len(devices)
   result = {
       'devices': len(devices), 'device_kind': devices[0].device_kind,
       'mesh': {k: int(v) for k, v in mesh.shape.items()},

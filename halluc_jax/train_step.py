@@ -210,8 +210,8 @@ def jit_train_step(setup, grad_accum_steps=None):
   Args:
     setup: a `train.Setup` or `plan.AbstractSetup` (config, model, txs, pass_groups, schedule,
       mesh, state_shardings).
-    grad_accum_steps: overrides `config.train.grad_accum_steps` (e.g. 1 to count the FLOPs of
-      the same step without accumulation).
+    grad_accum_steps: overrides `config.train.grad_accum_steps` (e.g. to compare one step with
+      and without accumulation).
   """
   config = setup.config
   n = int(config.train.get('grad_accum_steps', 1) if grad_accum_steps is None
