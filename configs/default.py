@@ -46,6 +46,9 @@ def get_config():
   c.data.prefetch_buffer = 2
   c.data.read_threads = 1  # grain threads per process (decoding releases the GIL)
   c.data.aux_dir = 'data/synthetic_actions/targets'  # ArrayRecord targets ('' = none)
+  # Heads regress z = (y - mean) / std per target dim (train-split stats from the manifest) and
+  # end linear; eval reports in the original space (docs/method.md "Target standardisation").
+  c.data.standardize_targets = True
   c.data.shuffle_seed = 0
 
   # ---- Embedded dataset generator (halluc_jax/data/synthetic.py). ----

@@ -7,6 +7,14 @@ measures, per stream, how close the hallucinated descriptor is to the ground tru
 similarity and pooled R^2, over valid clips whose target is present). Ground-truth descriptors
 are only *compared against*, never fed to the model.
 
+Hallucination quality is always scored in the targets' original space: when the model regresses
+standardised targets (config.data.standardize_targets; docs/method.md, "Target
+standardisation"), its predictions and the batch's standardised targets are mapped back with the
+train split's statistics first, so the figures compare with runs on raw targets. Given those
+statistics, each stream also reports the constant predictor that always outputs the train-split
+mean target ('train_mean_cosine', 'train_mean_r2' on the same clips): a head that has learnt
+anything per video beats it.
+
 Results go to `<out_dir>/eval_<step>.json` (also copied to `eval_latest.json`) and, for
 single-label data, a confusion-matrix PNG `<out_dir>/confusion_<step>.png`.
 
@@ -22,6 +30,7 @@ import time
 import numpy as np
 
 from halluc_jax import metrics
+from halluc_jax.data import aux_targets
 
 # Above this many classes the per-class tick labels are unreadable; the PNG drops them.
 _MAX_TICK_LABELS = 60
@@ -89,12 +98,15 @@ class VideoAggregator:
 
 
 class StreamQuality:
-  """Per-stream cosine similarity and R^2 of hallucinated vs target descriptors."""
+  """Per-stream cosine similarity and R^2 of hallucinated vs target descriptors, and of the
+  constant train-mean predictor when its mean is given."""
 
   def __init__(self):
     self._cos_sum, self._count, self._r2 = {}, {}, {}
+    self._base_cos_sum, self._base_r2 = {}, {}
 
-  def add(self, stream, pred, target):
+  def add(self, stream, pred, target, train_mean=None):
+    """Adds clips: pred, target float [N, dim]; train_mean float [dim] or None."""
     pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
     if pred.shape != target.shape:
       raise ValueError(f'Stream {stream!r}: hallucinated shape {pred.shape} does not match the '
@@ -105,11 +117,45 @@ class StreamQuality:
     self._cos_sum[stream] += float(metrics.cosine_similarity(pred, target).sum())
     self._count[stream] += pred.shape[0]
     self._r2[stream].update(pred, target)
+    if train_mean is not None:
+      baseline = np.broadcast_to(np.asarray(train_mean, np.float64), target.shape)
+      if stream not in self._base_r2:
+        self._base_cos_sum[stream] = 0.0
+        self._base_r2[stream] = metrics.R2Accumulator(pred.shape[1])
+      self._base_cos_sum[stream] += float(metrics.cosine_similarity(baseline, target).sum())
+      self._base_r2[stream].update(baseline, target)
 
   def result(self):
-    return {s: {'cosine': self._cos_sum[s] / self._count[s], 'r2': self._r2[s].result(),
+    out = {}
+    for s in sorted(self._r2):
+      if self._count[s] == 0:
+        continue
+      out[s] = {'cosine': self._cos_sum[s] / self._count[s], 'r2': self._r2[s].result(),
                 'num_clips': self._count[s]}
-            for s in sorted(self._r2) if self._count[s] > 0}
+      if s in self._base_r2:
+        out[s]['train_mean_cosine'] = self._base_cos_sum[s] / self._count[s]
+        out[s]['train_mean_r2'] = self._base_r2[s].result()
+    return out
+
+
+def target_space_args(config):
+  """`evaluate` keyword arguments for config's targets: {'train_stats', 'standardized'}.
+
+  train_stats is the train split's TargetStandardizer (the manifest's statistics, computed on
+  the fly for an older manifest). Without standardisation, statistics that cannot be had only
+  drop the train-mean baseline (with a warning); with it, they are an error.
+  """
+  if not config.data.get('aux_dir', ''):
+    return {}
+  standardized = aux_targets.standardize_enabled(config)
+  try:
+    stats = aux_targets.standardizer_for_config(config)
+  except (ValueError, FileNotFoundError) as e:
+    if standardized:
+      raise
+    logging.warning('Evaluation without the train-mean baseline: %s', e)
+    stats = None
+  return {'train_stats': stats, 'standardized': standardized}
 
 
 def _to_numpy(tree):
@@ -138,18 +184,31 @@ def _scored_fields(out, batch):
   return _to_numpy(fields)
 
 
-def _add_quality(quality, hallucinated, batch, keep):
+def _add_quality(quality, hallucinated, batch, keep, train_stats=None, standardized=False):
   aux, aux_mask = batch.get('aux') or {}, batch.get('aux_mask') or {}
   for stream, pred in hallucinated.items():
     if stream not in aux or stream not in aux_mask:
       continue  # no ground truth for this stream in the eval split
     sel = keep & (np.asarray(aux_mask[stream]).reshape(-1) > 0)
-    if sel.any():
-      quality.add(stream, np.asarray(pred)[sel], np.asarray(aux[stream])[sel])
+    if not sel.any():
+      continue
+    pred = np.asarray(pred, np.float64)[sel]
+    target = np.asarray(aux[stream], np.float64)[sel]
+    has_stats = train_stats is not None and stream in train_stats.mean
+    if standardized:
+      if not has_stats:
+        raise ValueError(f'Stream {stream!r} is standardised but the train statistics lack it.')
+      # Both back to the original space, where the metrics of earlier runs were computed.
+      mean, std = (np.asarray(a, np.float64) for a in (train_stats.mean[stream],
+                                                       train_stats.std[stream]))
+      pred = aux_targets.destandardize(pred, mean, std)
+      target = aux_targets.destandardize(target, mean, std)
+    quality.add(stream, pred, target, train_stats.mean[stream] if has_stats else None)
 
 
 def evaluate(predict_fn, eval_iter, num_classes, *, multi_label=False, class_names=None,
-             out_dir=None, step=None, gather=gather_processes):
+             out_dir=None, step=None, gather=gather_processes, train_stats=None,
+             standardized=False):
   """Scores a model on a multi-view eval set; optionally writes JSON and a confusion PNG.
 
   Args:
@@ -164,12 +223,18 @@ def evaluate(predict_fn, eval_iter, num_classes, *, multi_label=False, class_nam
     out_dir: where to write results; None writes nothing.
     step: training step, used in the file names ('final' when None).
     gather: per-view numpy tree of this process -> the same tree over all processes.
+    train_stats: the train split's `aux_targets.TargetStandardizer` (`target_space_args`);
+      adds the train-mean baseline per stream. None: no baseline.
+    standardized: predictions and batch['aux'] are standardised targets; both are mapped back
+      to the original space with `train_stats` before scoring.
 
   Returns:
     Dict with top1, top5, mean_class_accuracy (single-label), mAP (multi-label), num_videos,
     num_views, num_invalid_views, per-class scores, 'hallucination' {stream: {cosine, r2,
-    num_clips}} and eval_seconds.
+    num_clips[, train_mean_cosine, train_mean_r2]}} (original space) and eval_seconds.
   """
+  if standardized and train_stats is None:
+    raise ValueError('evaluate(standardized=True) needs train_stats to map predictions back.')
   start = time.time()
   videos = VideoAggregator(num_classes, multi_label)
   quality = StreamQuality()
@@ -191,7 +256,7 @@ def evaluate(predict_fn, eval_iter, num_classes, *, multi_label=False, class_nam
     probs = _sigmoid(logits) if multi_label else _softmax(logits)
     labels = np.asarray(views['label'])
     videos.add(probs[keep], labels[keep], np.asarray(views['video_index']).reshape(-1)[keep])
-    _add_quality(quality, views['hallucinated'], views, keep)
+    _add_quality(quality, views['hallucinated'], views, keep, train_stats, standardized)
 
   probs, labels = videos.result()
   names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]

@@ -14,7 +14,16 @@ content of external files: after regenerating external detections or maps, delet
 
 Manifest, per stream: dim (= num_sketches * d), raw_dim, group, sketch_dim, num_sketches,
 sketch_seeds, pn {name, params}, source {name, opencv_version, parameters}, num_present; plus
-`skipped_videos` {video_id: reason} (unreadable files are logged, counted and skipped).
+`skipped_videos` {video_id: reason} (unreadable files are logged, counted and skipped) and
+`target_stats`: the per-dimension mean and std of every stream over the valid targets of the
+train split (`config.data.train_split`) only, the statistics `config.data.standardize_targets`
+uses (format: `halluc_jax.data.aux_targets`; docs/method.md, "Target standardisation"). When
+the extracted splits do not include the train split the manifest has none (a warning says so).
+
+  python -m halluc_jax.extract --config ... --stats_only
+
+computes and stores just those statistics for an existing target folder (e.g. one extracted
+before they existed), reading its records, without touching the videos.
 """
 import concurrent.futures
 import csv
@@ -175,6 +184,26 @@ def build_manifest(specs, results, skipped, config):
           'resize_short': int(config.extract.resize_short), 'created': time.time()}
 
 
+def train_stats_of_records(records, specs, config):
+  """`target_stats` of config.data.train_split from the records about to be written, or None
+  (with a warning) when that split is not among them."""
+  from halluc_jax.data import aux_targets  # pylint: disable=g-import-not-at-top
+  split = str(config.data.train_split)
+  try:
+    train_ids = {r.video_id for r in annotations.read_annotations(
+        config.data.annotations, config.data.root, split, config.data.multi_label).records}
+  except (ValueError, FileNotFoundError) as e:
+    logging.warning('extract: no target statistics (split %r unreadable: %s).', split, e)
+    return None
+  rows = [streams for vid, streams in records if vid in train_ids]
+  if not rows:
+    logging.warning('extract: none of the extracted videos is in split %r, so the manifest has '
+                    'no target statistics; config.data.standardize_targets needs them.', split)
+    return None
+  dims = {n: int(s['num_sketches']) * int(s['d']) for n, s in specs.items()}
+  return aux_targets.accumulate_target_stats(rows, dims, split, len(rows))
+
+
 def run_extraction(config):
   """Extracts, caches and writes the targets of config.extract; returns a summary dict.
 
@@ -220,6 +249,9 @@ def run_extraction(config):
              for vid in order]
   manifest = build_manifest(specs, results, skipped, config)
   manifest['missing_files'] = missing
+  stats = train_stats_of_records(records, specs, config)
+  if stats is not None:
+    manifest[aux_targets.STATS_KEY] = stats
   aux_targets.write_targets(out_dir, records, manifest, int(ex.records_per_shard))
   summary = {'out_dir': out_dir, 'num_videos': len(videos), 'computed': computed,
              'cached': cached, 'skipped': skipped, 'missing_files': missing,
@@ -235,7 +267,16 @@ def run_extraction(config):
 def main(argv):
   del argv
   from absl import flags  # pylint: disable=g-import-not-at-top
-  summary = run_extraction(flags.FLAGS.config)
+  config = flags.FLAGS.config
+  if flags.FLAGS.stats_only:
+    from halluc_jax.data import aux_targets  # pylint: disable=g-import-not-at-top
+    out_dir = str(config.extract.out_dir or config.data.aux_dir)
+    stats = aux_targets.store_train_stats(config, out_dir)
+    print(json.dumps({'out_dir': out_dir, 'split': stats['split'],
+                      'num_videos': stats['num_videos'],
+                      'count': {n: s['count'] for n, s in stats['streams'].items()}}, indent=1))
+    return
+  summary = run_extraction(config)
   print(json.dumps({k: (len(v) if k in ('computed', 'cached', 'missing_files') else v)
                     for k, v in summary.items()}, indent=1))
 
@@ -246,4 +287,6 @@ if __name__ == '__main__':
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   config_flags.DEFINE_config_file('config', 'configs/default.py', 'Config file (ml_collections).',
                                   lock_config=True)
+  flags.DEFINE_bool('stats_only', False, 'Only compute the train-split target statistics of the '
+                    'existing target folder and store them in its manifest.json.')
   app.run(main)

@@ -15,6 +15,13 @@ diag/dense, [B, m, d*] (coordinate k of every stream, streams zero-padded to m =
 block structures. A coordinate mask (0 = missing stream or padding) removes the coordinate's row
 and column from w: the loss is then that of the observed coordinates under the sub-factor, which
 is a valid precision Cholesky factor, so a masked stream contributes exactly nothing.
+
+With standardised targets (config.data.standardize_targets; docs/method.md, "Target
+standardisation") r is the residual of z = (y - mean) / std, so Omega is the precision of the
+standardised residual. With D = diag(std), r_z = D^-1 r_y, and the loss equals the original-space
+loss under the factor D^-1 w (still lower triangular with a positive diagonal) minus the constant
+2 kappa sum_i log std_i: the same family of precisions, reparametrised so that CENet's outputs,
+its log-diagonal clamp and the 1/d' normalisation act on unit-scale coordinates.
 """
 import numpy as np
 import jax.numpy as jnp

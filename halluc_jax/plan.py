@@ -117,7 +117,8 @@ class AbstractSetup:
     self.rules = sharding.logical_rules(config.mesh)
     self.stream_dims, groups, self.target_dims = stream_info(config)
     self.model = hallucinator.build_model(config.model, self.stream_dims,
-                                          config.data.num_classes, groups)
+                                          config.data.num_classes, groups,
+                                          aux_targets.standardize_enabled(config))
     if total_steps is None:
       total_steps = int(config.train.num_train_steps)
       if total_steps <= 0:

@@ -7,7 +7,11 @@ The video is decoded, cut into clips x crops views and normalised exactly as the
 probabilities are averaged over the views. Only RGB goes in. For a model trained with the
 uncertainty loss, CENet is run on the hallucinated streams (it is a train-time head, so the
 model's test path skips it) and each stream's predicted uncertainty is printed as the mean
-predicted variance of its hallucinated descriptor (`halluc_jax.uncertainty_readout`).
+predicted variance of its hallucinated descriptor (`halluc_jax.uncertainty_readout`). For a
+model trained on standardised targets (config.data.standardize_targets) the variances are
+reported in the targets' original space, scaled back with the train split's per-dimension std
+from the target manifest; when that manifest cannot be read they stay in the standardised space,
+and the output says which (`uncertainty_space`).
 
 Parameters come from the newest step under `<workdir>/checkpoints/<step>/state`, the layout of
 `halluc_jax.checkpointing`; only params and batch_stats are read (orbax partial restore), so
@@ -142,8 +146,9 @@ def predict_video(workdir, video_path, num_clips=None, top_k=5):
   if not variables['batch_stats']:
     variables.pop('batch_stats')
   dims = stream_dims_of(variables['params'])
+  standardized = aux_targets.standardize_enabled(config)
   model = hallucinator.build_model(config.model, dims, config.data.num_classes,
-                                   stream_groups_of(config, sorted(dims)))
+                                   stream_groups_of(config, sorted(dims)), standardized)
   forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
   batch_size = max(1, int(config.data.eval_batch_size))
   logits, hallucinated = [], []
@@ -161,17 +166,29 @@ def predict_video(workdir, video_path, num_clips=None, top_k=5):
   names = class_names_of(workdir, config)
   order = np.argsort(-probs)[:top_k]
   result = {'step': step, 'num_views': len(views), 'structure': None, 'uncertainty': None,
-            'top': [(names[c], float(probs[c])) for c in order]}
+            'uncertainty_space': None, 'top': [(names[c], float(probs[c])) for c in order]}
   if dims and config.loss.get('hallucination') == 'uncertainty':
     structure = config.model.cenet.structure
     stacked = {n: np.concatenate([h[n] for h in hallucinated]) for n in dims}
     # CENet is a train-time head: call it directly (running BatchNorm statistics, no dropout).
     cholesky = model.apply(variables, stacked,
                            method=lambda module, h: module.cenet(h, train=False))[structure]
-    per_view = uncertainty_readout.stream_variances(cholesky, structure, dims)
+    target_std, space = target_std_of(config) if standardized else (None, 'original')
+    per_view = uncertainty_readout.stream_variances(cholesky, structure, dims, target_std)
     result['structure'] = structure
+    result['uncertainty_space'] = space
     result['uncertainty'] = {n: float(np.mean(v)) for n, v in sorted(per_view.items())}
   return result
+
+
+def target_std_of(config):
+  """({stream: std [dim]}, 'original') from the train split's target statistics, or
+  (None, 'standardised') with a warning when they cannot be read (no manifest here)."""
+  try:
+    return aux_targets.standardizer_for_config(config).std, 'original'
+  except (OSError, ValueError) as e:
+    logging.warning('No target statistics (%s): uncertainty stays in the standardised space.', e)
+    return None, 'standardised'
 
 
 def format_result(result, video_path):
@@ -184,7 +201,8 @@ def format_result(result, video_path):
                  'loss: CENet is untrained).')
   else:
     lines.append(f'Per-stream predicted uncertainty (mean variance of the hallucinated '
-                 f'descriptor; CENet {result["structure"]!r}; lower = more confident):')
+                 f'descriptor in the {result.get("uncertainty_space") or "original"} target '
+                 f'space; CENet {result["structure"]!r}; lower = more confident):')
     width = max(len(n) for n in result['uncertainty'])
     lines += [f'  {n:<{width}}  {v:.4g}' for n, v in result['uncertainty'].items()]
   return '\n'.join(lines)

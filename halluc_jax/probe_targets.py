@@ -12,6 +12,11 @@ and eval splits and prints, per stream and for all streams concatenated:
                 that only learnt the mean scores in the trainer's hallucination-quality metric.
   mean R^2      pooled R^2 of that constant prediction on eval (0 for the eval mean itself).
 
+Targets are read as stored (original space, never standardised; config.data.standardize_targets
+does not apply here), over the videos that have every stream, once per video. The trainer's
+evaluation reports the same train-mean baseline per stream ('train_mean_cosine',
+'train_mean_r2' in eval_latest.json), per clip and per stream's own videos.
+
 Usage:
   python -m halluc_jax.probe_targets --config configs/default.py [--ridge 1.0]
 """

@@ -62,7 +62,8 @@ def stream_info(config):
 
 def build_model(config):
   dims, groups = stream_info(config)
-  return hallucinator.build_model(config.model, dims, config.data.num_classes, groups or None)
+  return hallucinator.build_model(config.model, dims, config.data.num_classes, groups or None,
+                                  aux_targets.standardize_enabled(config))
 
 
 def train_schedule_lengths(config):
@@ -189,7 +190,8 @@ def run_eval(config, setup, state, workdir, step):
     return evaluate_lib.evaluate(
         setup.predict_fn(state), eval_iter, config.data.num_classes,
         multi_label=bool(config.data.multi_label), class_names=_class_names(config),
-        out_dir=os.path.join(workdir, 'eval') if jax.process_index() == 0 else None, step=step)
+        out_dir=os.path.join(workdir, 'eval') if jax.process_index() == 0 else None, step=step,
+        **evaluate_lib.target_space_args(config))
   finally:
     _close(eval_iter)
 
@@ -200,6 +202,8 @@ def _eval_scalars(result):
   for stream, q in result.get('hallucination', {}).items():
     out[f'eval/hal_cosine/{stream}'] = q['cosine']
     out[f'eval/hal_r2/{stream}'] = q['r2']
+    if 'train_mean_r2' in q:  # the constant train-mean predictor, for comparison
+      out[f'eval/hal_r2_train_mean/{stream}'] = q['train_mean_r2']
   return out
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from configs import default
 from halluc_jax import extract
+from halluc_jax.data import aux_targets
 from halluc_jax.data.aux_targets import AuxTargetStore
 from halluc_jax.descriptors import flow, odf, sdf
 from halluc_jax.descriptors.sources import LABEL_SPACE, detectors
@@ -98,6 +99,34 @@ def test_records_equal_the_cached_values(first_run):
         assert np.all(np.abs(entry['target']) <= np.sqrt(len(entry['target'])))
         checked += 1
   assert checked >= 4 * num_train  # shape, both saliencies and flow exist for every clip
+
+
+def test_manifest_holds_train_split_target_stats(first_run, tmp_path):
+  """Per-dimension mean/std over the train split's present targets, as direct numpy on the
+  records; `--stats_only` (store_train_stats) on the folder recomputes the same numbers."""
+  config, summary, num_train = first_run
+  store = AuxTargetStore(config.extract.out_dir)
+  stats = store.manifest[aux_targets.STATS_KEY]
+  assert stats['split'] == 'train' and stats['num_videos'] == num_train
+  for name in store.dims:
+    rows = [t[name] for t, m, _ in map(store.lookup, summary['computed']) if m[name] > 0]
+    entry = stats['streams'][name]
+    assert entry['count'] == len(rows) == store.manifest['streams'][name]['num_present']
+    if rows:
+      rows = np.stack(rows).astype(np.float64)
+      np.testing.assert_allclose(entry['mean'], rows.mean(0), rtol=1e-9, atol=1e-12)
+      np.testing.assert_allclose(entry['std'], aux_targets.floored_std(rows.std(0)), rtol=1e-9)
+  copy = tmp_path / 'targets'
+  shutil.copytree(config.extract.out_dir, copy, ignore=shutil.ignore_patterns(extract.CACHE_DIR))
+  manifest = aux_targets.read_manifest(str(copy))
+  del manifest[aux_targets.STATS_KEY]
+  aux_targets.write_manifest(str(copy), manifest)  # as extracted before the statistics existed
+  again = aux_targets.store_train_stats(config, str(copy))
+  assert aux_targets.read_manifest(str(copy))[aux_targets.STATS_KEY] == again
+  for name, entry in stats['streams'].items():
+    assert again['streams'][name]['count'] == entry['count']
+    if entry['count']:
+      np.testing.assert_allclose(again['streams'][name]['mean'], entry['mean'], rtol=1e-9)
 
 
 def test_corrupt_video_is_skipped_and_reported(first_run):

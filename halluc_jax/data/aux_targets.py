@@ -13,6 +13,20 @@ optional "index" maps a video id to its global record number; without it the sto
 
 Reading never fails on a video without a record: it gets zeros and mask 0 for every stream.
 A target holding NaN or inf is masked (mask 0, zeros) and counted, never passed on.
+
+Target standardisation (docs/method.md, "Target standardisation"). `manifest["target_stats"]`
+holds per-dimension statistics of the train split's valid targets:
+
+  {"split": "train", "num_videos": int (videos of the split found in the store), "ddof": 0,
+   "std_floor": {"relative": 1e-3, "absolute": 1e-8},
+   "streams": {name: {"count": int, "mean": [dim floats], "std": [dim floats, floored]}}}
+
+They live in manifest.json itself (dims are K*d, at most a few thousand floats per stream).
+Extraction writes them; `train_split_stats` computes them on the fly for an older manifest
+without them (`python -m halluc_jax.extract --stats_only` stores them). With
+`config.data.standardize_targets` the store hands out z = (y - mean) / std for present targets
+(absent ones stay zeros with mask 0), so the loss, and anything else reading batch['aux'], sees
+the standardised space; `destandardize` maps back.
 """
 import json
 import logging
@@ -22,6 +36,14 @@ import numpy as np
 from flax import serialization
 
 MANIFEST = 'manifest.json'
+STATS_KEY = 'target_stats'
+# std_d is floored at max(STD_REL_FLOOR * (the stream's RMS of std_d), STD_ABS_FLOOR): a
+# (near-)constant dimension is then only centred, not amplified to unit variance (its noise
+# would weigh as much in the loss as an informative dimension), and an all-constant stream
+# never divides by zero. Relative, so it does not depend on the descriptor's units.
+STD_REL_FLOOR = 1e-3
+STD_ABS_FLOOR = 1e-8
+_STATS_CHUNK = 1024  # rows per stream buffered before they are folded into the moments
 
 
 def _shard_name(i, n):
@@ -74,11 +96,16 @@ def write_targets(out_dir, records, manifest, records_per_shard=1024):
       writer.write(encode_record(video_id, streams))
     writer.close()
   manifest = dict(manifest, index=index, num_records=len(index))
-  tmp = os.path.join(out_dir, MANIFEST + '.tmp')
+  write_manifest(out_dir, manifest)
+  return manifest
+
+
+def write_manifest(target_dir, manifest):
+  """Writes manifest.json atomically (readers never see half a manifest)."""
+  tmp = os.path.join(target_dir, MANIFEST + '.tmp')
   with open(tmp, 'w') as f:
     json.dump(manifest, f, indent=1, sort_keys=True)
-  os.replace(tmp, os.path.join(out_dir, MANIFEST))  # atomic: readers never see half a manifest
-  return manifest
+  os.replace(tmp, os.path.join(target_dir, MANIFEST))
 
 
 def read_manifest(target_dir):
@@ -90,18 +117,277 @@ def read_manifest(target_dir):
     return json.load(f)
 
 
+# ---------------------------------------------------------------------------------------------
+# Train-split statistics and standardisation (pure functions of arrays).
+# ---------------------------------------------------------------------------------------------
+def standardize(y, mean, std):
+  """z = (y - mean) / std, per dimension (broadcast over leading axes); numpy or jax arrays."""
+  return (y - mean) / std
+
+
+def destandardize(z, mean, std):
+  """Inverse of `standardize`: y = z * std + mean."""
+  return z * std + mean
+
+
+def floored_std(std, rel_floor=STD_REL_FLOOR, abs_floor=STD_ABS_FLOOR):
+  """std floored at max(rel_floor * sqrt(mean(std^2)), abs_floor); see STD_REL_FLOOR."""
+  std = np.asarray(std, np.float64)
+  floor = max(rel_floor * float(np.sqrt(np.mean(std ** 2))), abs_floor)
+  return np.maximum(std, floor)
+
+
+class RunningMoments:
+  """Per-dimension count, mean and sum of squared deviations, merged chunk by chunk (float64).
+
+  Chan et al.'s pairwise update: exact up to rounding for any chunking, and it never forms
+  sum(y^2) - n mean^2, which cancels badly when the mean is large against the spread.
+  """
+
+  def __init__(self, dim):
+    self.count = 0
+    self.mean = np.zeros((dim,), np.float64)
+    self.m2 = np.zeros((dim,), np.float64)
+
+  def update(self, rows):
+    rows = np.asarray(rows, np.float64)
+    n = rows.shape[0]
+    if not n:
+      return
+    chunk_mean = rows.mean(axis=0)
+    chunk_m2 = np.sum((rows - chunk_mean) ** 2, axis=0)
+    total = self.count + n
+    delta = chunk_mean - self.mean
+    self.mean = self.mean + delta * (n / total)
+    self.m2 = self.m2 + chunk_m2 + delta ** 2 * (self.count * n / total)
+    self.count = total
+
+  def std(self):
+    """Population std (ddof 0): the standardised training targets have variance exactly 1."""
+    return np.sqrt(self.m2 / max(self.count, 1))
+
+
+def masked_mean_std(values, mask=None):
+  """Per-dimension mean and floored std of the rows that count.
+
+  Args:
+    values: float [N, D].
+    mask: optional [N]; rows with mask 0 are left out. Rows holding any NaN/inf are always
+      left out (the store masks such a target too).
+
+  Returns:
+    (mean float64 [D], floored std float64 [D], count); (None, None, 0) when no row counts.
+  """
+  values = np.asarray(values, np.float64)
+  keep = np.all(np.isfinite(values), axis=1)
+  if mask is not None:
+    keep &= np.asarray(mask).reshape(-1) > 0
+  moments = RunningMoments(values.shape[1])
+  moments.update(values[keep])
+  if not moments.count:
+    return None, None, 0
+  return moments.mean, floored_std(moments.std()), moments.count
+
+
+def accumulate_target_stats(rows, dims, split, num_videos):
+  """The `target_stats` dict from the targets of one split's videos.
+
+  Args:
+    rows: iterable of {stream: float array [dim]}, one per video of the split found in the
+      store; a stream absent from a row, or holding NaN/inf, does not count for that video.
+    dims: {stream: dim} of every stream the stats cover.
+    split: the split's name (recorded, and checked by readers).
+    num_videos: how many videos of the split were looked up (recorded).
+
+  Returns:
+    {'split', 'num_videos', 'ddof', 'std_floor', 'streams': {name: {'count', 'mean', 'std'}}};
+    a stream with no valid target has count 0 and mean/std None.
+  """
+  moments = {n: RunningMoments(int(d)) for n, d in dims.items()}
+  buffers = {n: [] for n in dims}
+
+  def flush(name):
+    if buffers[name]:
+      moments[name].update(np.stack(buffers[name]))
+      buffers[name] = []
+
+  for row in rows:
+    for name, value in row.items():
+      if name not in moments:
+        continue
+      value = np.asarray(value, np.float64).reshape(-1)
+      if value.shape != (int(dims[name]),):
+        raise ValueError(f'Target {name!r} has shape {value.shape}; the manifest says '
+                         f'{dims[name]}.')
+      if np.all(np.isfinite(value)):
+        buffers[name].append(value)
+        if len(buffers[name]) >= _STATS_CHUNK:
+          flush(name)
+  streams = {}
+  for name, m in moments.items():
+    flush(name)
+    if m.count:
+      streams[name] = {'count': int(m.count), 'mean': m.mean.tolist(),
+                       'std': floored_std(m.std()).tolist()}
+    else:
+      streams[name] = {'count': 0, 'mean': None, 'std': None}
+  return {'split': str(split), 'num_videos': int(num_videos), 'ddof': 0,
+          'std_floor': {'relative': STD_REL_FLOOR, 'absolute': STD_ABS_FLOOR},
+          'streams': streams}
+
+
+def compute_store_stats(store, video_ids, split):
+  """`accumulate_target_stats` over the (raw) targets `store` holds for `video_ids`.
+
+  Raises:
+    ValueError: none of the split's videos has a record in the store.
+  """
+  video_ids = [str(v) for v in video_ids]
+  found = [v for v in video_ids if v in store]
+  if not found:
+    raise ValueError(f'No auxiliary target in {store.target_dir} for any of the '
+                     f'{len(video_ids)} videos of split {split!r}: target statistics need that '
+                     'split extracted (config.extract.split).')
+
+  def rows():
+    for video_id in found:
+      targets, masks, _ = store.lookup(video_id, raw=True)
+      yield {k: v for k, v in targets.items() if masks[k] > 0}
+
+  return accumulate_target_stats(rows(), store.dims, split, len(found))
+
+
+def _split_video_ids(config, split):
+  from halluc_jax.data import annotations  # pylint: disable=g-import-not-at-top
+  data = config.data
+  records = annotations.load_annotations(data.annotations, data.root, split,
+                                         bool(data.get('multi_label', False)))
+  return [r.video_id for r in records]
+
+
+def stats_match(stats, manifest, split):
+  """Whether `stats` are usable: computed on `split` and covering every manifest stream."""
+  return (bool(stats) and stats.get('split') == split
+          and set(manifest['streams']) <= set(stats.get('streams', {})))
+
+
+_stats_memo = {}
+
+
+def train_split_stats(config, target_dir=None):
+  """`target_stats` of config.data.train_split for the targets in `target_dir` (aux_dir).
+
+  The manifest's own when they were computed on that split; otherwise they are computed now
+  from the store (one pass over the split's records, remembered for this process) with a
+  warning, so target folders extracted before the statistics existed keep working.
+
+  Raises:
+    ValueError: the split is absent from the annotation CSV or from the target store.
+  """
+  target_dir = str(target_dir or config.data.aux_dir)
+  split = str(config.data.train_split)
+  manifest = read_manifest(target_dir)
+  stats = manifest.get(STATS_KEY)
+  if stats_match(stats, manifest, split):
+    return stats
+  path = os.path.join(target_dir, MANIFEST)
+  key = (os.path.abspath(target_dir), os.path.getmtime(path), split,
+         os.path.abspath(str(config.data.annotations)), os.path.abspath(str(config.data.root)))
+  if key not in _stats_memo:
+    logging.warning('%s has no target statistics for split %r; computing them now (store them '
+                    'with `python -m halluc_jax.extract --stats_only --config ...`).', path, split)
+    _stats_memo[key] = compute_store_stats(AuxTargetStore(target_dir),
+                                           _split_video_ids(config, split), split)
+  return _stats_memo[key]
+
+
+def store_train_stats(config, target_dir=None):
+  """Computes the train split's statistics for an existing target folder and writes them into
+  its manifest.json (what `python -m halluc_jax.extract --stats_only` runs). Returns them."""
+  target_dir = str(target_dir or config.extract.get('out_dir', '') or config.data.aux_dir)
+  split = str(config.data.train_split)
+  stats = compute_store_stats(AuxTargetStore(target_dir), _split_video_ids(config, split), split)
+  manifest = read_manifest(target_dir)
+  manifest[STATS_KEY] = stats
+  write_manifest(target_dir, manifest)
+  return stats
+
+
+class TargetStandardizer:
+  """Per-stream float32 mean and std of a `target_stats` dict; maps targets to z and back.
+
+  Attributes:
+    split: the split the statistics come from.
+    mean, std: {stream: float32 [dim]}.
+  """
+
+  def __init__(self, stats, streams=None):
+    """Args: stats: a `target_stats` dict; streams: names it must cover (default: all)."""
+    self.split = stats.get('split')
+    names = list(stats['streams']) if streams is None else list(streams)
+    missing = [n for n in names if n not in stats['streams']]
+    empty = [n for n in names if n in stats['streams'] and not stats['streams'][n]['count']]
+    if missing or empty:
+      raise ValueError(f'Cannot standardise targets with the statistics of split '
+                       f'{self.split!r}: streams {missing} have none and {empty} have no valid '
+                       'target there. Drop them (config.model.streams.use) or set '
+                       'config.data.standardize_targets=False.')
+    self.mean = {n: np.asarray(stats['streams'][n]['mean'], np.float32) for n in names}
+    self.std = {n: np.asarray(stats['streams'][n]['std'], np.float32) for n in names}
+
+  def standardize(self, name, y):
+    return standardize(y, self.mean[name], self.std[name])
+
+  def destandardize(self, name, z):
+    return destandardize(z, self.mean[name], self.std[name])
+
+
+def standardize_enabled(config):
+  """config.data.standardize_targets with targets configured. A config without the key (a
+  workdir trained before it existed) was trained on raw targets: False."""
+  data = config.data
+  return bool(data.get('aux_dir', '')) and bool(data.get('standardize_targets', False))
+
+
+def standardizer_for_config(config):
+  """The TargetStandardizer of config's train split, or None without targets configured."""
+  if not config.data.get('aux_dir', ''):
+    return None
+  return TargetStandardizer(train_split_stats(config))
+
+
+def store_for_config(config):
+  """The AuxTargetStore of config.data.aux_dir, standardising when `standardize_enabled`;
+  None without aux_dir."""
+  aux_dir = config.data.get('aux_dir', '')
+  if not aux_dir:
+    return None
+  return AuxTargetStore(aux_dir, standardizer_for_config(config)
+                        if standardize_enabled(config) else None)
+
+
 class AuxTargetStore:
   """Random access to per-video targets by video id; picklable for grain workers.
 
   Attributes:
     manifest: the parsed manifest.json.
     dims: dict stream name -> target dimension, in manifest order.
+    standardizer: a TargetStandardizer, or None (targets as stored).
   """
 
-  def __init__(self, target_dir):
+  def __init__(self, target_dir, standardizer=None):
     self.target_dir = target_dir
     self.manifest = read_manifest(target_dir)
     self.dims = {k: int(v['dim']) for k, v in self.manifest['streams'].items()}
+    self.standardizer = standardizer
+    if standardizer is not None:
+      missing = [n for n in self.dims if n not in standardizer.mean]
+      wrong = [n for n in self.dims if n in standardizer.mean
+               and standardizer.mean[n].shape != (self.dims[n],)]
+      if missing or wrong:
+        raise ValueError(f'Target statistics of {target_dir} lack streams {missing} or have '
+                         f'the wrong dim for {wrong}; recompute them (python -m '
+                         'halluc_jax.extract --stats_only).')
     self._paths = sorted(os.path.join(target_dir, n) for n in os.listdir(target_dir)
                          if n.startswith('targets-') and n.endswith('.array_record'))
     self._source = None
@@ -127,13 +413,18 @@ class AuxTargetStore:
   def __len__(self):
     return len(self._index)
 
-  def lookup(self, video_id):
+  def lookup(self, video_id, raw=False):
     """Targets and presence masks of one video.
+
+    Args:
+      video_id: the video's id.
+      raw: skip the standardisation (targets as stored).
 
     Returns:
       (targets, masks, num_bad): targets maps every stream to float32[dim] (zeros where absent
-      or non-finite), masks maps every stream to float32 1.0 (present) or 0.0, and num_bad
-      counts the streams dropped for NaN/inf values.
+      or non-finite; standardised with the store's standardizer unless `raw`), masks maps
+      every stream to float32 1.0 (present) or 0.0, and num_bad counts the streams dropped for
+      NaN/inf values.
     """
     targets = {k: np.zeros((d,), np.float32) for k, d in self.dims.items()}
     masks = {k: np.float32(0.0) for k in self.dims}
@@ -149,5 +440,7 @@ class AuxTargetStore:
         logging.warning('Non-finite target %r for video %r: masked.', k, video_id)
         num_bad += 1
         continue
+      if self.standardizer is not None and not raw:
+        v = self.standardizer.standardize(k, v).astype(np.float32)
       targets[k], masks[k] = v, np.float32(1.0)
     return targets, masks, num_bad

@@ -23,7 +23,8 @@ Batch dict (numpy, leading dim = per-process batch B):
   video float32 [B, T, S, S, 3] normalised; label int32 [B] (float32 [B, C] multi-hot when
   multi_label); valid float32 [B] (0 = failed decode or padding, video zeros); video_index int32
   [B] (row in the split's record list); eval only: view_index int32 [B] (clip * crops + crop);
-  with config.data.aux_dir: aux {stream: float32 [B, dim]}, aux_mask {stream: float32 [B]},
+  with config.data.aux_dir: aux {stream: float32 [B, dim]} (standardised with the train
+  split's statistics when config.data.standardize_targets), aux_mask {stream: float32 [B]},
   aux_bad int32 [B].
 """
 import functools
@@ -73,8 +74,9 @@ def load_split(config, split):
 
 
 def _aux_store(config):
-  aux_dir = config.data.get('aux_dir', '')
-  return aux_targets.AuxTargetStore(aux_dir) if aux_dir else None  # missing dir: clear error
+  # Standardised targets (config.data.standardize_targets) in train and eval batches alike:
+  # batch['aux'] is always in the space the heads regress. Missing dir: clear error.
+  return aux_targets.store_for_config(config)
 
 
 def _read_options(data):

@@ -34,6 +34,8 @@ class HallucinationNet(nn.Module):
     pn, pn_params: power normalisation at the end of every head (AsinhE, gamma'=100 default).
     haf_dim: size of the HAF stream.
     dtype: compute dtype of the heads' Dense layers.
+    stream_pn: the hallucination heads' output instead of `pn` ('' = `pn`); 'none' (linear)
+      when they regress standardised targets (docs/method.md, "Target standardisation").
   """
   backbone: nn.Module
   fusion: nn.Module
@@ -45,11 +47,14 @@ class HallucinationNet(nn.Module):
   pn_params: tuple = (('gamma', 100.0),)
   haf_dim: int = 64
   dtype: Any = jnp.float32
+  stream_pn: str = ''
 
   @nn.compact
   def __call__(self, video, *, train):
     features = self.backbone(video, train=train)
-    hallucinated = Streams(self.stream_dims, self.num_sketches, self.pn, self.pn_params,
+    stream_pn = self.stream_pn or self.pn
+    stream_pn_params = self.pn_params if stream_pn == self.pn else ()
+    hallucinated = Streams(self.stream_dims, self.num_sketches, stream_pn, stream_pn_params,
                            self.dtype, name='streams')(features) if self.stream_dims else {}
     haf = StreamHead(self.haf_dim, self.num_sketches, self.pn, self.pn_params, self.dtype,
                      name='haf')(features)
@@ -70,7 +75,8 @@ def _model_dtype(name):
     raise ValueError(f'config.model.dtype={name!r} is not a dtype name (float32, bfloat16).') from e
 
 
-def build_model(model_cfg, stream_dims, num_classes, stream_groups=None):
+def build_model(model_cfg, stream_dims, num_classes, stream_groups=None,
+                standardized_targets=False):
   """Builds a HallucinationNet from `config.model`.
 
   Args:
@@ -79,6 +85,9 @@ def build_model(model_cfg, stream_dims, num_classes, stream_groups=None):
     num_classes: number of classes C.
     stream_groups: dict name -> group for weighted-mean fusion (e.g. det1..det4 -> 'odf');
       defaults to config.model.streams.groups.
+    standardized_targets: the heads regress standardised targets
+      (`aux_targets.standardize_enabled(config)`): their output is then linear, as no PN
+      reaches z's range; `model.streams.pn` still ends HAF.
 
   Returns:
     An un-initialised HallucinationNet; its variables are 'params' and 'batch_stats', and
@@ -108,7 +117,7 @@ def build_model(model_cfg, stream_dims, num_classes, stream_groups=None):
                 m.cenet.log_diag_clamp)
   pn_params = tuple(sorted((str(n), float(v)) for n, v in dict(m.streams.pn_params).items()))
   return HallucinationNet(backbone, fusion, cenet, dims, int(num_classes), k, m.streams.pn,
-                          pn_params, haf_dim, dtype)
+                          pn_params, haf_dim, dtype, 'none' if standardized_targets else '')
 
 
 def param_labels(params):
