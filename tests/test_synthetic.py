@@ -3,6 +3,8 @@ import csv
 import hashlib
 import json
 import math
+import os
+import pathlib
 import subprocess
 import sys
 
@@ -16,6 +18,10 @@ from halluc_jax.data import synthetic_render as sr
 
 # The parameters of conftest.tiny_dataset, which these tests check and regenerate.
 TINY_DATASET = dict(num_videos=24, size=48, min_frames=12, max_frames=24, seed=1)
+
+# Extra CLI flags (name -> value) of `python -m halluc_jax.data.synthetic` whose output must be
+# byte-identical across processes; add one dict per generator variant (e.g. a class preset).
+DETERMINISM_CASES = [dict()]
 
 
 def _rows(root):
@@ -110,6 +116,43 @@ def test_same_seed_same_bytes_any_workers_other_seed_differs(tiny_dataset, tmp_p
     if (o['num_frames'], o['split']) == (m['num_frames'], m['split']):
       a, b = _decode(tiny_dataset / m['path'])[0], _decode(other / o['path'])[0]
       assert np.abs(a.astype(int) - b).mean() > 5
+
+
+def _generate_in_subprocess(out, extra_flags, malloc_perturb):
+  """Runs the generator CLI in a fresh interpreter; returns the dataset root."""
+  cmd = [sys.executable, '-m', 'halluc_jax.data.synthetic', '--out', str(out), '--workers', '1']
+  cmd += [f'--{k}={v}' for k, v in {**TINY_DATASET, **extra_flags}.items()]
+  # glibc fills new heap blocks with this byte: a reader of uninitialised memory (x264's AVX-512
+  # mbtree path did) then gives different bytes per run for sure instead of only by chance.
+  env = {**os.environ, 'MALLOC_PERTURB_': str(malloc_perturb)}
+  done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300, env=env,
+                        cwd=pathlib.Path(__file__).resolve().parents[1])
+  assert done.returncode == 0, done.stderr
+  return out
+
+
+@pytest.mark.parametrize('extra_flags', DETERMINISM_CASES,
+                         ids=lambda d: ','.join(f'{k}={v}' for k, v in d.items()) or 'default')
+def test_same_seed_same_bytes_in_separate_processes(tmp_path, extra_flags):
+  first = _digests(_generate_in_subprocess(tmp_path / 'a', extra_flags, malloc_perturb=85))
+  second = _digests(_generate_in_subprocess(tmp_path / 'b', extra_flags, malloc_perturb=170))
+  assert sum(name.endswith('.mp4') for name in first) == TINY_DATASET['num_videos']
+  differ = sorted(name for name in first if first[name] != second.get(name))
+  assert set(first) == set(second) and not differ, f'{len(differ)} files differ: {differ[:5]}'
+
+
+def test_yuv420p_conversion_is_bt601_limited_range():
+  ends = np.zeros((1, 2, 4, 3), np.uint8)
+  ends[:, :, :2] = 255  # a white and a black 2x2 block: the range end points, no chroma
+  assert sr.rgb_to_yuv420p(ends).tolist() == [[[235, 235, 16, 16], [235, 235, 16, 16],
+                                               [128, 128, 128, 128]]]
+  rng = np.random.default_rng(0)
+  rgb = np.stack([sr.background(rng, 48) for _ in range(2)])
+  yuv = sr.rgb_to_yuv420p(rgb)
+  assert yuv.shape == (2, 72, 48) and yuv.dtype == np.uint8
+  for clip, planes in zip(rgb, yuv):  # swscale's conversion up to rounding and chroma siting
+    ref = av.VideoFrame.from_ndarray(clip, format='rgb24').reformat(format='yuv420p').to_ndarray()
+    assert np.abs(planes.astype(int) - ref).max() <= 2
 
 
 def _in_memory_clips(per_class, size=32, num_frames=12, seed=7):

@@ -5,6 +5,7 @@ boxes; `write_mp4` encodes frames with libx264 (one thread, fixed GOP) so that t
 always give the same bytes. Drawing uses OpenCV's anti-aliased primitives at 1/16 px precision.
 """
 import fractions
+import platform
 
 import av
 import cv2
@@ -157,11 +158,55 @@ def render_clip(class_name, rng, side, num_frames):
   return frames, objects
 
 
+# BT.601 limited-range RGB -> Y'CbCr rows, scaled by 2**16 (what decoders assume for untagged SD).
+_YUV_FROM_RGB = np.array([[16829, 33039, 6416],      # Y  = 16 + 219/255 (.299 R + .587 G + .114 B)
+                          [-9714, -19070, 28784],    # Cb = 128 + 224/255 (B - Y) / 1.772
+                          [28784, -24103, -4681]],   # Cr = 128 + 224/255 (R - Y) / 1.402
+                         np.int32)
+
+
+def rgb_to_yuv420p(frames):
+  """Exact integer BT.601 limited-range conversion of RGB frames to planar yuv420p.
+
+  Integer arithmetic gives the same bytes on every machine; swscale's SIMD paths are bit-exact
+  only with SWS_BITEXACT | SWS_ACCURATE_RND, which PyAV does not set. Chroma is the 2x2 mean.
+
+  Args:
+    frames: uint8 (T, H, W, 3) RGB, H and W even.
+
+  Returns:
+    uint8 (T, H * 3 // 2, W): per frame the Y plane, then U, then V, each plane's rows
+    concatenated (the layout of `av.VideoFrame.from_ndarray(..., format='yuv420p')`).
+  """
+  t, h, w = frames.shape[:3]
+  r, g, b = (frames[..., c].astype(np.int32) for c in range(3))
+  ky, ku, kv = _YUV_FROM_RGB
+  # Offsets and rounding folded into one constant; results lie in [16, 235] / [16, 240].
+  y = (ky[0] * r + ky[1] * g + ky[2] * b + (16 << 16 | 1 << 15)) >> 16
+  qr, qg, qb = (c[:, 0::2, 0::2] + c[:, 0::2, 1::2] + c[:, 1::2, 0::2] + c[:, 1::2, 1::2]
+                for c in (r, g, b))  # 4 x the 2x2 block means, hence >> 18
+  u = (ku[0] * qr + ku[1] * qg + ku[2] * qb + (128 << 18 | 1 << 17)) >> 18
+  v = (kv[0] * qr + kv[1] * qg + kv[2] * qb + (128 << 18 | 1 << 17)) >> 18
+  n = h * w
+  out = np.empty((t, n * 3 // 2), np.uint8)
+  out[:, :n], out[:, n:n * 5 // 4], out[:, n * 5 // 4:] = (
+      p.reshape(t, -1) for p in (y, u, v))
+  return out.reshape(t, -1, w)
+
+
+# x264's instruction set, fixed rather than detected. Its AVX-512 macroblock-tree code reads heap
+# memory it never initialised (frames not a multiple of 128 px wide), so the first GOP changed from
+# process to process; and its float SIMD (mbtree) rounds differently per level. SSE2 is in every
+# x86-64 CPU and as fast here as auto-detection; elsewhere use plain C.
+_X264_ASM = 'SSE2' if platform.machine().lower() in ('x86_64', 'amd64') else '0'
+
+
 def write_mp4(path, frames, fps, crf=20):
   """Encodes uint8 RGB frames (T, H, W, 3) as H.264 yuv420p, deterministically.
 
-  One encoder thread and a fixed GOP (keyframe every `GOP` frames, no scene-cut keyframes)
-  make the bytes a pure function of the frames.
+  The bytes are a pure function of the frames for a given PyAV build, whatever the process or
+  x86-64 CPU: exact colour conversion (`rgb_to_yuv420p`, no swscale), one x264 thread, a fixed
+  instruction set (`_X264_ASM`) and a fixed GOP (keyframe every `GOP` frames, no scene cuts).
   """
   height, width = frames.shape[1:3]
   if height % 2 or width % 2:
@@ -174,9 +219,10 @@ def write_mp4(path, frames, fps, crf=20):
     stream.codec_context.time_base = 1 / rate
     stream.options = {
         'crf': str(crf), 'preset': 'veryfast', 'threads': '1',
-        'x264-params': f'keyint={GOP}:min-keyint={GOP}:scenecut=0:threads=1:sliced-threads=0'}
-    for k, rgb in enumerate(frames):
-      frame = av.VideoFrame.from_ndarray(rgb, format='rgb24')
+        'x264-params': f'keyint={GOP}:min-keyint={GOP}:scenecut=0:threads=1:sliced-threads=0'
+                       f':asm={_X264_ASM}'}
+    for k, yuv in enumerate(rgb_to_yuv420p(frames)):
+      frame = av.VideoFrame.from_ndarray(yuv, format='yuv420p')  # encoded as is, no reformat
       frame.pts, frame.time_base = k, 1 / rate
       container.mux(stream.encode(frame))
     container.mux(stream.encode(None))
