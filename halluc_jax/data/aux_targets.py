@@ -330,7 +330,7 @@ class TargetStandardizer:
     if missing or empty:
       raise ValueError(f'Cannot standardise targets with the statistics of split '
                        f'{self.split!r}: streams {missing} have none and {empty} have no valid '
-                       'target there. Drop them (config.model.streams.use) or set '
+                       'target there. Extract that split for them, or set '
                        'config.data.standardize_targets=False.')
     self.mean = {n: np.asarray(stats['streams'][n]['mean'], np.float32) for n in names}
     self.std = {n: np.asarray(stats['streams'][n]['std'], np.float32) for n in names}
