@@ -21,7 +21,7 @@ TINY_DATASET = dict(num_videos=24, size=48, min_frames=12, max_frames=24, seed=1
 
 # Extra CLI flags (name -> value) of `python -m halluc_jax.data.synthetic` whose output must be
 # byte-identical across processes; add one dict per generator variant (e.g. a class preset).
-DETERMINISM_CASES = [dict()]
+DETERMINISM_CASES = [dict(preset='objects'), dict(preset='motion')]
 
 
 def _rows(root):

@@ -31,10 +31,10 @@ class Track:
   visible: np.ndarray  # bool
 
 
-def random_colour(rng):
-  """A saturated RGB colour, uniform in hue."""
-  hue = rng.uniform(0, 6)
-  sat, val = rng.uniform(0.5, 1.0), rng.uniform(0.45, 1.0)
+def random_colour(rng, hue_range=(0.0, 6.0), sat_range=(0.5, 1.0), val_range=(0.45, 1.0)):
+  """A saturated RGB colour, uniform in hue over `hue_range` (units of 60 degrees, may wrap)."""
+  hue = rng.uniform(*hue_range) % 6
+  sat, val = rng.uniform(*sat_range), rng.uniform(*val_range)
   c = val * sat
   x = c * (1 - abs(hue % 2 - 1))
   rgb = [(c, x, 0), (x, c, 0), (0, c, x), (0, x, c), (x, 0, c), (c, 0, x)][int(hue) % 6]

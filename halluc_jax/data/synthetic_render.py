@@ -116,14 +116,15 @@ def _darker(colour):
   return tuple(int(c * 0.4) for c in colour)
 
 
-def render_clip(class_name, rng, side, num_frames):
+def render_clip(class_name, rng, side, num_frames, actor_tracks=sc.actor_tracks):
   """Renders one clip of `class_name`.
 
   Args:
-    class_name: a key of `synthetic_classes.CLASSES`.
+    class_name: a class of the family whose `actor_tracks` is given.
     rng: np.random.Generator; the clip is a pure function of its state.
     side: frame height = width in pixels.
     num_frames: clip length.
+    actor_tracks: the class family's `(class_name, rng, t) -> tracks` (motion family default).
 
   Returns:
     frames: uint8 (num_frames, side, side, 3) RGB.
@@ -132,7 +133,7 @@ def render_clip(class_name, rng, side, num_frames):
       first, then distractors.
   """
   t = np.linspace(0.0, 1.0, num_frames)
-  actors = sc.actor_tracks(class_name, rng, t)
+  actors = actor_tracks(class_name, rng, t)
   distractors = distractor_tracks(rng, t)
   above = [d for d in distractors if rng.random() < 0.3]  # some distractors occlude actors
   below = [d for d in distractors if not any(d is a for a in above)]

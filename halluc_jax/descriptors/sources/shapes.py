@@ -87,31 +87,46 @@ def edge_masks(frames, grad_threshold=12.0, blur_sigma=0.7):
   return np.stack(out)
 
 
-def classify_contour(contour, approx_eps=0.04, star_solidity=0.8, circle_circularity=0.8):
+def fill_ratios(contour):
+  """How well the region fills its smallest enclosing triangle, rotated rectangle and circle.
+
+  Returns:
+    dict triangle/quadrilateral/circle -> contour area / enclosing area, in [0, 1] (about 1 for
+    the matching shape: a square fills 64% of its circle and half a triangle, a disc 79% of its
+    square, a triangle half its rectangle); and 'solidity' = area / convex-hull area.
+  """
+  area = cv2.contourArea(contour)
+  hull = cv2.convexHull(contour)
+  hull_area = cv2.contourArea(hull)
+  if area <= 0 or hull_area <= 0:
+    return {'triangle': 0.0, 'quadrilateral': 0.0, 'circle': 0.0, 'solidity': 0.0}
+  tri_area, _ = cv2.minEnclosingTriangle(hull.astype(np.float32))
+  (_, _), (w, h), _ = cv2.minAreaRect(contour)
+  (_, _), radius = cv2.minEnclosingCircle(contour)
+  return {'triangle': area / max(tri_area, 1e-9), 'quadrilateral': area / max(w * h, 1e-9),
+          'circle': area / max(np.pi * radius ** 2, 1e-9), 'solidity': area / hull_area}
+
+
+def classify_contour(contour, star_solidity=0.88, min_fill=0.75):
   """Shape class and solidity of one external contour.
+
+  Concave regions (solidity below `star_solidity`) are stars when their hull is filled 40% or
+  more (a five-point star with inner radius 0.45 fills ~60%), else 'other_shape'. A convex
+  region takes the enclosing shape it fills best, if it fills at least `min_fill` of it: a
+  triangle its enclosing triangle, a rectangle its rotated bounding box, a disc its enclosing
+  circle. Fill ratios are robust to the anti-aliased, noisy and partly merged outlines of real
+  frames, where polygon approximation miscounts vertices. Other convex shapes (hexagons,
+  rhombi, blends) are 'polygon'.
 
   Returns:
     (label name in LABEL_SPACE, solidity = area / convex-hull area).
   """
-  area = cv2.contourArea(contour)
-  hull_area = cv2.contourArea(cv2.convexHull(contour))
-  solidity = area / hull_area if hull_area > 0 else 0.0
-  perimeter = cv2.arcLength(contour, True)
-  vertices = len(cv2.approxPolyDP(contour, approx_eps * perimeter, True))
-  circularity = 4 * np.pi * area / perimeter ** 2 if perimeter > 0 else 0.0
+  ratios = fill_ratios(contour)
+  solidity = ratios.pop('solidity')
   if solidity < star_solidity:
-    label = 'star' if vertices >= 8 and solidity > 0.4 else 'other_shape'
-  elif vertices == 3:
-    label = 'triangle'
-  elif vertices == 4:
-    label = 'quadrilateral'
-  elif circularity >= circle_circularity and vertices >= 6:
-    label = 'circle'
-  elif vertices <= 8:
-    label = 'polygon'
-  else:
-    label = 'other_shape'
-  return label, solidity
+    return ('star' if solidity > 0.4 else 'other_shape'), solidity
+  label, fill = max(ratios.items(), key=lambda kv: kv[1])
+  return (label if fill >= min_fill else 'polygon'), solidity
 
 
 class ShapeDetector(FrameDetector):
@@ -129,7 +144,7 @@ class ShapeDetector(FrameDetector):
 
   def __init__(self, segmentation='edges', min_side=128, grad_threshold=12.0, diff_threshold=40,
                stabilise=False, chroma_threshold=0.35, min_area_frac=0.002, max_area_frac=0.5,
-               approx_eps=0.04, **kwargs):
+               min_fill=0.75, **kwargs):
     super().__init__(**kwargs)
     if segmentation not in SEGMENTATIONS:
       raise ValueError(f'ShapeDetector segmentation {segmentation!r} is not one of '
@@ -138,14 +153,14 @@ class ShapeDetector(FrameDetector):
     self.segmentation, self.min_side = segmentation, int(min_side)
     self.diff_threshold, self.chroma_threshold = float(diff_threshold), float(chroma_threshold)
     self.min_area_frac, self.max_area_frac = float(min_area_frac), float(max_area_frac)
-    self.approx_eps, self.stabilise = float(approx_eps), bool(stabilise)
+    self.min_fill, self.stabilise = float(min_fill), bool(stabilise)
 
   def params(self):
     return dict(super().params(), segmentation=self.segmentation, min_side=self.min_side,
                 grad_threshold=self.grad_threshold,
                 diff_threshold=self.diff_threshold, chroma_threshold=self.chroma_threshold,
                 min_area_frac=self.min_area_frac, max_area_frac=self.max_area_frac,
-                approx_eps=self.approx_eps, stabilise=self.stabilise)
+                min_fill=self.min_fill, stabilise=self.stabilise)
 
   def masks(self, frames):
     """Foreground masks uint8 [T, H', W'] at the working resolution, and the upscale factor."""
@@ -177,7 +192,7 @@ class ShapeDetector(FrameDetector):
       area = cv2.contourArea(contour)
       if area < min_area or area > self.max_area_frac * mask.size:
         continue
-      label, solidity = classify_contour(contour, self.approx_eps)
+      label, solidity = classify_contour(contour, min_fill=self.min_fill)
       x, y, w, h = cv2.boundingRect(contour)
       boxes.append(np.array([x, y, x + w, y + h], np.float64) / scale)
       scores.append(np.sqrt(solidity) * (1.0 - np.exp(-area / (4.0 * min_area))))
