@@ -17,9 +17,13 @@ does not apply here), over the videos that have every stream, once per video. Th
 evaluation reports the same train-mean baseline per stream ('train_mean_cosine',
 'train_mean_r2' in eval_latest.json), per clip and per stream's own videos.
 
+Rows: every stream, every group of two or more streams (`group:odf` = both detectors), all.
+
 Usage:
-  python -m halluc_jax.probe_targets --config configs/default.py [--ridge 1.0]
+  python -m halluc_jax.probe_targets --config configs/default.py [--ridge 1.0] [--out F.json]
 """
+import json
+
 import numpy as np
 from absl import app
 from absl import flags
@@ -30,6 +34,7 @@ from halluc_jax.data import annotations
 from halluc_jax.data import aux_targets
 
 _RIDGE = flags.DEFINE_float('ridge', 1.0, 'L2 weight per training example of the probe.')
+_OUT = flags.DEFINE_string('out', None, 'Also write the rows as JSON here (e.g. under results/).')
 
 
 def ridge_probe_accuracy(x_train, y_train, x_eval, y_eval, num_classes, ridge=1.0):
@@ -90,17 +95,32 @@ def main(argv):
         f'eval videos with every stream; {c} classes (chance top-1 {100 / c:.1f}%)')
   print('| stream | group | dim | probe top-1 (%) | mean cosine | mean R^2 |')
   print('|---|---|---|---|---|---|')
-  names = list(store.dims) + ['all']
-  for name in names:
-    if name == 'all':
-      tr = np.concatenate([train[k] for k in store.dims], 1)
-      ev = np.concatenate([evals[k] for k in store.dims], 1)
-    else:
-      tr, ev = train[name], evals[name]
+  rows = []
+  for name, members in probe_sets(list(store.dims), groups):
+    tr = np.concatenate([train[k] for k in members], 1)
+    ev = np.concatenate([evals[k] for k in members], 1)
     acc = ridge_probe_accuracy(tr, y_train, ev, y_eval, c, _RIDGE.value)
     cosine, r2 = mean_predictor_scores(tr, ev)
-    print(f'| {name} | {groups.get(name, "-")} | {tr.shape[1]} | {100 * acc:.1f} | '
-          f'{cosine:.3f} | {r2:.3f} |')
+    group = groups.get(name, '-') if len(members) == 1 else '-'
+    print(f'| {name} | {group} | {tr.shape[1]} | {100 * acc:.1f} | {cosine:.3f} | {r2:.3f} |')
+    rows.append({'name': name, 'streams': members, 'dim': int(tr.shape[1]), 'probe_top1': acc,
+                 'mean_cosine': cosine, 'mean_r2': r2})
+  if _OUT.value:
+    with open(_OUT.value, 'w') as f:
+      json.dump({'aux_dir': config.data.aux_dir, 'train_split': config.data.train_split,
+                 'eval_split': config.data.eval_split, 'num_train': int(len(y_train)),
+                 'num_eval': int(len(y_eval)), 'num_classes': int(c), 'ridge': _RIDGE.value,
+                 'rows': rows}, f, indent=1)
+
+
+def probe_sets(names, groups):
+  """(row name, streams) to probe: each stream, each group of 2+ streams ('group:<g>'), all."""
+  sets = [(n, [n]) for n in names]
+  for group in sorted({g for g in groups.values() if g}):
+    members = [n for n in names if groups.get(n) == group]
+    if len(members) > 1:
+      sets.append((f'group:{group}', members))
+  return sets + [('all', list(names))]
 
 
 if __name__ == '__main__':

@@ -42,3 +42,12 @@ def test_mean_predictor_scores():
   np.testing.assert_allclose(cosine, direct, rtol=1e-12)
   _, r2_shifted = probe_targets.mean_predictor_scores(t + 1.0, t)
   assert r2_shifted < -0.5  # a wrong constant is worse than the mean
+
+
+def test_probe_sets_streams_groups_all():
+  names = ['odf_mser', 'odf_shape', 'off_hofmbh', 'sdf_motion']
+  groups = {'odf_mser': 'odf', 'odf_shape': 'odf', 'off_hofmbh': 'off', 'sdf_motion': 'sdf'}
+  sets = probe_targets.probe_sets(names, groups)
+  assert sets == [('odf_mser', ['odf_mser']), ('odf_shape', ['odf_shape']),
+                  ('off_hofmbh', ['off_hofmbh']), ('sdf_motion', ['sdf_motion']),
+                  ('group:odf', ['odf_mser', 'odf_shape']), ('all', names)]
