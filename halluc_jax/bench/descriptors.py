@@ -1,6 +1,6 @@
 """Cost of each target-extraction stage, next to the paper's quoted costs (SPEC.md 8.4).
 
-  python -m halluc_jax.bench.descriptors [--data_dir data/synthetic_actions --num_videos 8
+  python -m halluc_jax.bench.descriptors [--data_dir data/synthetic_objects --num_videos 8
       --frames_per_video 32 --long_frames 300 --config configs/default.py]
 
 Two workloads: clips of the embedded dataset (generated into a temporary folder when
@@ -147,7 +147,7 @@ def main(argv):
 if __name__ == '__main__':
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   config_flags.DEFINE_config_file('config', 'configs/default.py', 'Config file (ml_collections).')
-  flags.DEFINE_string('data_dir', 'data/synthetic_actions', 'Embedded dataset root.')
+  flags.DEFINE_string('data_dir', 'data/synthetic_objects', 'Embedded dataset root.')
   flags.DEFINE_integer('num_videos', 8, 'Embedded-dataset clips to time.')
   flags.DEFINE_integer('frames_per_video', 32, 'J, frames sampled per video.')
   flags.DEFINE_integer('long_frames', 300, 'Frames of the long 320x240 video.')

@@ -1,8 +1,9 @@
 """Renders one 'synthetic actions' clip: cluttered scene, camera shake, sensor noise, H.264 mp4.
 
-`render_clip` turns a class name and a random generator into RGB frames plus per-frame object
-boxes; `write_mp4` encodes frames with libx264 (one thread, fixed GOP) so that the same frames
-always give the same bytes. Drawing uses OpenCV's anti-aliased primitives at 1/16 px precision.
+`render_clip` turns a class name (of either family, through its `actor_tracks`) and a random
+generator into RGB frames plus per-frame object boxes; `write_mp4` encodes frames with libx264
+(one thread, fixed GOP, a fixed instruction set, an exact integer RGB -> yuv420p conversion) so
+that the same frames always give the same bytes. Drawing uses OpenCV's anti-aliased primitives at 1/16 px precision.
 """
 import fractions
 import platform
