@@ -99,13 +99,16 @@ def get_config():
   c.model = ml_collections.ConfigDict()
   c.model.dtype = 'float32'  # compute dtype ('bfloat16' on accelerators); params stay float32
   c.model.backbone = ml_collections.ConfigDict()
-  c.model.backbone.variant = 'Ti/16x2'  # '<size>/<patch>x<tubelet>', decoded in models/variants.py
-  c.model.backbone.overrides = {'depth': 4}  # any ViTSize field; shallow for CPU
+  c.model.backbone.name = 'vivit'  # or 'i3d' (models/i3d.py; configs/i3d.py)
+  # ViViT '<size>/<patch>x<tubelet>'; I3D 'full', 'mini', 'w<mult>[/<blocks>]' (models/variants.py)
+  c.model.backbone.variant = 'Ti/16x2'
+  c.model.backbone.overrides = {'depth': 4}  # any ViTSize (I3DSize) field; shallow for CPU
   c.model.backbone.kind = 'spatio_temporal'  # or 'factorised' (ViViT model 2)
   c.model.backbone.temporal_depth = 2  # temporal blocks of the factorised encoder
   c.model.backbone.posemb = 'learned'  # or 'sincos' (VideoMAE's fixed table)
   c.model.backbone.dropout = 0.0
   c.model.backbone.stochastic_depth = 0.1
+  c.model.backbone.bn_momentum = 0.99  # I3D's BatchNorm running averages (TF I3D: 0.999)
   # Per-block rematerialisation (models/vivit.py REMAT_POLICIES): 'none' | 'full' |
   # 'dots_saveable' | 'dots_with_no_batch_dims_saveable'. Trades recompute for activation memory.
   c.model.backbone.remat = 'none'
@@ -185,7 +188,11 @@ def get_config():
   c.mesh.logical_axis_rules = (
       ('batch', ('data', 'fsdp')), ('embed', 'fsdp'), ('mlp', 'tensor'), ('heads', 'tensor'),
       ('kv', None), ('length', None), ('stream', None), ('fused', None), ('classes', None),
-      ('cenet_in', None), ('cenet_hidden', None), ('cenet_out', None))
+      ('cenet_in', None), ('cenet_hidden', None), ('cenet_out', None),
+      # I3D: conv kernels [t, h, w, in, out] and the I3D heads' temporal conv, replicated (12M
+      # parameters fit any device; splitting filters would gather at every branch concat).
+      ('conv_t', None), ('conv_h', None), ('conv_w', None), ('conv_in', None),
+      ('conv_out', None), ('stream_hidden', None))
 
   # ---- Checkpoints (halluc_jax/checkpointing.py), in <workdir>/checkpoints. ----
   c.checkpoint = ml_collections.ConfigDict()

@@ -69,7 +69,8 @@ from halluc_jax import sharding
 from halluc_jax import train_step as train_step_lib
 from halluc_jax.data import aux_targets
 from halluc_jax.models import hallucinator
-from halluc_jax.models.variants import decode_variant
+from halluc_jax.models import i3d
+from halluc_jax.models.variants import decode_i3d_variant, decode_variant
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 GIB = 2.0 ** 30
@@ -116,9 +117,10 @@ class AbstractSetup:
     self.mesh = mesh
     self.rules = sharding.logical_rules(config.mesh)
     self.stream_dims, groups, self.target_dims = stream_info(config)
-    self.model = hallucinator.build_model(config.model, self.stream_dims,
-                                          config.data.num_classes, groups,
-                                          aux_targets.standardize_enabled(config))
+    self.model = hallucinator.build_model(
+        config.model, self.stream_dims, config.data.num_classes, groups,
+        aux_targets.standardize_enabled(config),
+        frozen_backbone=float(config.optim.backbone_lr_mult) <= 0)
     if total_steps is None:
       total_steps = int(config.train.num_train_steps)
       if total_steps <= 0:
@@ -229,15 +231,22 @@ def memory_report(compiled):
 
 
 def analytic_backbone_flops(model_cfg, num_frames, crop_size):
-  """Forward FLOPs of one clip through the ViViT backbone, counting 2 FLOPs per multiply-add.
+  """Forward FLOPs of one clip through the backbone, counting 2 FLOPs per multiply-add.
 
-  Counts the tubelet-embedding convolution, every Dense (q, k, v, out, fc1, fc2) and the two
+  ViViT: the tubelet-embedding convolution, every Dense (q, k, v, out, fc1, fc2) and the two
   attention products (q k^T and p v); LayerNorm, softmax, GELU and biases are left out.
+  I3D: every convolution, from the layer table (`i3d.analytic_flops`); pools, BatchNorm and
+  ReLU are left out.
 
   Returns:
-    {'embed', 'dense', 'attention', 'total'} FLOPs.
+    FLOPs by part and 'total': ViViT {'embed', 'dense', 'attention'}, I3D {'stem',
+    'inception'}.
   """
   b = model_cfg.backbone
+  if b.get('name', 'vivit') == 'i3d':
+    size = decode_i3d_variant(b.variant, **dict(b.get('overrides', {})))
+    flops = i3d.analytic_flops(size, num_frames, crop_size)
+    return {k: v for k, v in flops.items() if k != 'feature_shape'}
   s = decode_variant(b.variant, **dict(b.get('overrides', {})))
   nt, nh = num_frames // s.tubelet, crop_size // s.patch_size
   dense_macs_per_token = 4 * s.width * s.width + 2 * s.width * s.mlp_dim
@@ -263,11 +272,13 @@ def forward_flops(setup):
   clip = jax.ShapeDtypeStruct((1, d.num_frames, d.crop_size, d.crop_size, 3), jnp.float32)
   variables = setup.abstract_variables
   model = setup.model
-  backbone = jax.jit(lambda p, v: model.backbone.apply({'params': p}, v, train=False))
+  # The backbone's own variables: its parameters and, for I3D, its BatchNorm statistics.
+  backbone_vars = {k: v['backbone'] for k, v in variables.items() if 'backbone' in v}
+  backbone = jax.jit(lambda var, v: model.backbone.apply(var, v, train=False))
   full = jax.jit(lambda var, v: model.apply(var, v, train=False)['logits'])
   # Rules without the mesh: one clip's whole program, not one device's share of a split one.
   with nn.logical_axis_rules(setup.rules):
-    return (cost_flops(backbone.lower(variables['params']['backbone'], clip).compile()),
+    return (cost_flops(backbone.lower(backbone_vars, clip).compile()),
             cost_flops(full.lower(variables, clip).compile()))
 
 
@@ -314,6 +325,9 @@ def _si(value, unit):
   return f'{value:.4g} {unit}'
 
 
+_ANALYTIC_PARTS = {'dense': 'matmuls', 'stem': 'stem convs', 'inception': 'Inception convs'}
+
+
 def format_report(config, r):
   """The planner's printout (a list of lines) for a `plan` result."""
   d, m, b = config.data, config.model, config.model.backbone
@@ -322,7 +336,7 @@ def format_report(config, r):
   p = r['params']
   lines = [
       f"Dry run on {r['devices']} x {r['device_kind']}; mesh {r['mesh']}",
-      f"Model: ViViT-{b.variant} {b.kind} (overrides {dict(b.get('overrides', {}))}), "
+      f"Model: {hallucinator.backbone_label(b)} (overrides {dict(b.get('overrides', {}))}), "
       f"{d.num_frames}x{d.crop_size}x{d.crop_size} clips, compute {m.dtype}; "
       f"{len(r['streams'])} streams {dict(r['streams'])}; update scheme "
       f"{config.loss.update_scheme!r}, backbone lr x{config.optim.backbone_lr_mult}",
@@ -342,8 +356,8 @@ def format_report(config, r):
         f'  backbone {fl(fb)} = {macs(fb)}; full model {fl(ff)} = {macs(ff)}',
         f"  train step per clip / full forward = {r['step_flops_per_clip'] / ff:.2f}"
         ' (about 3 per forward+backward pass of the whole model)']
-  lines.append(f"  analytic backbone {fl(a['total'])} = {macs(a['total'])} (embed "
-               f"{fl(a['embed'])}, matmuls {fl(a['dense'])}, attention {fl(a['attention'])})"
+  parts = ', '.join(f'{_ANALYTIC_PARTS.get(k, k)} {fl(v)}' for k, v in a.items() if k != 'total')
+  lines.append(f"  analytic backbone {fl(a['total'])} = {macs(a['total'])} ({parts})"
                + (f"; XLA / analytic = {r['forward_backbone_flops'] / a['total']:.3f}"
                   if 'forward_backbone_flops' in r else ''))
   mem = r['memory']

@@ -63,7 +63,8 @@ def stream_info(config):
 def build_model(config):
   dims, groups = stream_info(config)
   return hallucinator.build_model(config.model, dims, config.data.num_classes, groups or None,
-                                  aux_targets.standardize_enabled(config))
+                                  aux_targets.standardize_enabled(config),
+                                  frozen_backbone=float(config.optim.backbone_lr_mult) <= 0)
 
 
 def train_schedule_lengths(config):

@@ -5,7 +5,11 @@ Alternating: two optimiser updates on the same mini-batch, each with its own Ada
   pass 'hal': the hallucination loss -> streams + CENet (+ backbone when
     `loss.hal_pass_trains_backbone`);
   pass 'cls': the classification loss, with the parameters pass 'hal' produced -> every
-  trainable group. BatchNorm statistics are threaded through both forward passes.
+  trainable group. BatchNorm statistics are threaded through both forward passes, except the
+  backbone's (I3D): both passes normalise with batch statistics, but only the 'cls' pass
+  updates the backbone's running averages, so they take one EMA step per train step, as with
+  the joint scheme (`_keep_backbone_stats`). A frozen backbone runs on its running averages and
+  never changes them (`HallucinationNet.frozen_backbone`).
 
 With `train.grad_accum_steps` = N > 1 every pass sums count-weighted gradients over N
 micro-batches (a `lax.scan`, `grad_accum.py`) before its one optimiser update.
@@ -123,6 +127,19 @@ def _gradient_pass(model, kind, loss_cfg, tx, groups, params, batch_stats, opt_s
   return new_params, new_stats, new_opt_state, loss, metrics, optax.tree.norm(grads)
 
 
+def _keep_backbone_stats(new_stats, old_stats):
+  """`new_stats` with the backbone's running averages of `old_stats`.
+
+  Applied after the alternating scheme's 'hal' pass, so that only the 'cls' pass (the one
+  that runs the test-time path, on the parameters 'hal' produced) moves the backbone's
+  averages: one EMA step per train step, the same horizon as the joint scheme's. The heads'
+  BatchNorms (PredNet, CENet) keep their update in both passes.
+  """
+  if 'backbone' not in old_stats:
+    return new_stats
+  return {**new_stats, 'backbone': old_stats['backbone']}
+
+
 def train_step(state, batch, *, model, txs, loss_cfg, schedule, groups=None,
                nan_policy='stop', grad_accum_steps=1, micro_sharding=None):
   """One training update; see the module docstring for the two schemes.
@@ -170,6 +187,7 @@ def train_step(state, batch, *, model, txs, loss_cfg, schedule, groups=None,
           'hal', tx=txs['hal'], groups=groups['hal'], params=state.params,
           batch_stats=state.batch_stats, opt_state=state.opt_state['hal'], batch=batch,
           rng=hal_rng)
+      stats = _keep_backbone_stats(stats, state.batch_stats)
     else:  # RGB-only: no hallucination loss, so pass 1 would be a full no-op forward/backward
       params, stats, hal_state = state.params, state.batch_stats, state.opt_state['hal']
       hal_loss, hal_metrics, hal_gnorm = jnp.zeros((), jnp.float32), {}, jnp.zeros(())

@@ -35,6 +35,7 @@ from halluc_jax import plan
 from halluc_jax import sharding
 from halluc_jax import train as train_lib
 from halluc_jax.data import pipeline
+from halluc_jax.models import hallucinator
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'default.py')
 
@@ -137,7 +138,8 @@ def main(argv):
   batch = int(config.data.batch_size)
   d = config.data
   print(f'{jax.default_backend()} x {len(devices)} ({devices[0].device_kind}); '
-        f'ViViT-{config.model.backbone.variant} {dict(config.model.backbone.overrides)}, '
+        f'{hallucinator.backbone_label(config.model.backbone)} '
+        f'{dict(config.model.backbone.overrides)}, '
         f'{d.num_frames}x{d.crop_size}x{d.crop_size}, {config.model.dtype}, '
         f'{len(setup.stream_dims)} streams, {config.loss.update_scheme} updates; batch {batch} '
         f'({config.train.grad_accum_steps} micro-batches), Adam mu {config.optim.mu_dtype}; '

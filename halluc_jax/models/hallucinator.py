@@ -1,4 +1,6 @@
-"""The full model: ViViT backbone -> hallucination streams + HAF -> fusion -> PredNet (+ CENet).
+"""The full model: backbone -> hallucination streams + HAF -> fusion -> PredNet (+ CENet).
+
+The backbone is ViViT (X [B, D]) or I3D (X [B, T'', C]), by `config.model.backbone.name`.
 
 Training (`train=True`) also returns CENet's Cholesky factor for the uncertainty loss; the test
 path takes RGB only and skips CENet. Parameters sit in five top-level groups, named by
@@ -14,18 +16,20 @@ import jax.numpy as jnp
 
 from halluc_jax.models.cenet import CENet
 from halluc_jax.models.streams import Fusion, PredNet, StreamHead, Streams, fusion_plan
-from halluc_jax.models.variants import decode_variant
+from halluc_jax.models.i3d import I3D
+from halluc_jax.models.variants import decode_i3d_variant, decode_variant
 from halluc_jax.models.vivit import ViViT
 
 PARAM_GROUPS = ('backbone', 'streams', 'haf', 'cenet', 'prednet')
 HALLUCINATION_PASS_GROUPS = ('streams', 'cenet')  # pass 1 of the alternating scheme (SPEC 3.11)
+BACKBONES = ('vivit', 'i3d')
 
 
 class HallucinationNet(nn.Module):
   """Video [B, T, H, W, 3] -> {'logits', 'features', 'hallucinated'[, 'cholesky']}.
 
   Attributes:
-    backbone: a ViViT module (built by build_model).
+    backbone: a ViViT or I3D module (built by build_model).
     fusion: a Fusion module (no parameters).
     cenet: a CENet module.
     stream_dims: tuple of (name, dim), sorted; () is the RGB-only baseline (HAF + PredNet).
@@ -36,6 +40,8 @@ class HallucinationNet(nn.Module):
     dtype: compute dtype of the heads' Dense layers.
     stream_pn: the hallucination heads' output instead of `pn` ('' = `pn`); 'none' (linear)
       when they regress standardised targets (docs/method.md, "Target standardisation").
+    frozen_backbone: the backbone is not trained (`optim.backbone_lr_mult` = 0), so it runs in
+      inference mode in training too: BatchNorm uses and keeps its running averages, no dropout.
   """
   backbone: nn.Module
   fusion: nn.Module
@@ -48,10 +54,11 @@ class HallucinationNet(nn.Module):
   haf_dim: int = 64
   dtype: Any = jnp.float32
   stream_pn: str = ''
+  frozen_backbone: bool = False
 
   @nn.compact
   def __call__(self, video, *, train):
-    features = self.backbone(video, train=train)
+    features = self.backbone(video, train=train and not self.frozen_backbone)
     stream_pn = self.stream_pn or self.pn
     stream_pn_params = self.pn_params if stream_pn == self.pn else ()
     hallucinated = Streams(self.stream_dims, self.num_sketches, stream_pn, stream_pn_params,
@@ -75,8 +82,36 @@ def _model_dtype(name):
     raise ValueError(f'config.model.dtype={name!r} is not a dtype name (float32, bfloat16).') from e
 
 
+def build_backbone(backbone_cfg, dtype=jnp.float32):
+  """The backbone named by `config.model.backbone.name` ('vivit' default, or 'i3d').
+
+  `variant` and `overrides` are decoded by that backbone's grammar (variants.decode_variant,
+  variants.decode_i3d_variant); the ViViT-only keys (kind, posemb, dropout, ...) are ignored
+  by I3D, and `bn_momentum` by ViViT.
+  """
+  b = backbone_cfg
+  name = b.get('name', 'vivit')
+  overrides = dict(b.get('overrides', {}))
+  remat = b.get('remat', 'none')
+  if name == 'i3d':
+    return I3D(decode_i3d_variant(b.variant, **overrides),
+               bn_momentum=float(b.get('bn_momentum', 0.99)), dtype=dtype, remat=remat)
+  if name != 'vivit':
+    raise ValueError(f'config.model.backbone.name={name!r}; expected one of {BACKBONES}.')
+  return ViViT(decode_variant(b.variant, **overrides), kind=b.kind,
+               temporal_depth=b.temporal_depth, posemb=b.posemb, dropout_rate=b.dropout,
+               stochastic_depth=b.stochastic_depth, dtype=dtype, remat=remat)
+
+
+def backbone_label(backbone_cfg):
+  """A short name for logs: 'ViViT-Ti/16x2 spatio_temporal' or 'I3D-mini'."""
+  if backbone_cfg.get('name', 'vivit') == 'i3d':
+    return f'I3D-{backbone_cfg.variant}'
+  return f'ViViT-{backbone_cfg.variant} {backbone_cfg.kind}'
+
+
 def build_model(model_cfg, stream_dims, num_classes, stream_groups=None,
-                standardized_targets=False):
+                standardized_targets=False, frozen_backbone=False):
   """Builds a HallucinationNet from `config.model`.
 
   Args:
@@ -88,6 +123,8 @@ def build_model(model_cfg, stream_dims, num_classes, stream_groups=None,
     standardized_targets: the heads regress standardised targets
       (`aux_targets.standardize_enabled(config)`): their output is then linear, as no PN
       reaches z's range; `model.streams.pn` still ends HAF.
+    frozen_backbone: `config.optim.backbone_lr_mult` is 0: the backbone then runs in inference
+      mode in training as well (HallucinationNet.frozen_backbone).
 
   Returns:
     An un-initialised HallucinationNet; its variables are 'params' and 'batch_stats', and
@@ -100,11 +137,7 @@ def build_model(model_cfg, stream_dims, num_classes, stream_groups=None,
   dims = tuple(sorted((str(k), int(v)) for k, v in dict(stream_dims).items()))
   groups = dict(stream_groups if stream_groups is not None else m.streams.get('groups', {}))
   dtype = _model_dtype(m.dtype)
-  size = decode_variant(m.backbone.variant, **dict(m.backbone.get('overrides', {})))
-  backbone = ViViT(size, kind=m.backbone.kind, temporal_depth=m.backbone.temporal_depth,
-                   posemb=m.backbone.posemb, dropout_rate=m.backbone.dropout,
-                   stochastic_depth=m.backbone.stochastic_depth, dtype=dtype,
-                   remat=m.backbone.get('remat', 'none'))
+  backbone = build_backbone(m.backbone, dtype)
   k = m.streams.num_sketches
   # HAF matches the streams when they share one size (weighted-mean fusion needs that).
   haf_dim = m.streams.haf_dim or (dims[0][1] if len({v for _, v in dims}) == 1
@@ -117,7 +150,8 @@ def build_model(model_cfg, stream_dims, num_classes, stream_groups=None,
                 m.cenet.log_diag_clamp)
   pn_params = tuple(sorted((str(n), float(v)) for n, v in dict(m.streams.pn_params).items()))
   return HallucinationNet(backbone, fusion, cenet, dims, int(num_classes), k, m.streams.pn,
-                          pn_params, haf_dim, dtype, 'none' if standardized_targets else '')
+                          pn_params, haf_dim, dtype, 'none' if standardized_targets else '',
+                          frozen_backbone=bool(frozen_backbone))
 
 
 def param_labels(params):

@@ -1,7 +1,9 @@
 """Hallucination streams, HAF, fusion and PredNet (SPEC.md 2.2-2.4, 3.12).
 
-A stream head maps the backbone vector X [B, D] to K sketches of d dims each (Dense -> power
-normalisation per sketch); HAF is the same head with no target. Fusion is either the fixed count
+A stream head maps the backbone's X to K sketches of d dims each, power-normalised per sketch:
+a pooled vector X [B, D] (ViViT) through Dense -> PN; a temporal map X [B, T'', C] (I3D) through
+a conv spanning all T'' positions -> ReLU -> Dense -> PN (docs/method.md, 'I3D backbone and
+head'). HAF is the same head with no target. Fusion is either the fixed count
 sketch P_tot of the concatenation (Eq. 20, default) or the weighted mean with group levels
 (Eq. 21-22): members of a group (e.g. four detectors -> 'odf') are averaged first, then the groups,
 the ungrouped streams and HAF. PredNet is BatchNorm -> Dense(C).
@@ -23,17 +25,20 @@ def _kernel(names, init=nn.initializers.lecun_normal()):
 
 
 class StreamHead(nn.Module):
-  """Dense(K*d) -> power normalisation of each of the K sketches; output float32 [B, K*d].
+  """X -> [temporal conv -> ReLU ->] Dense(K*d) -> PN of each of the K sketches; float32 [B, K*d].
 
-  One Dense with K*d outputs equals K independent d-dim heads concatenated; the PN is applied per
-  d-dim sketch because SigmE/AxMin normalise by the sketch's own l2 norm.
+  X [B, D]: Dense -> PN (the head of pooled-vector backbones). X [B, T'', C]: first a conv whose
+  kernel spans all T'' temporal positions (so T'' -> 1; as many filters as X has channels, i.e.
+  1024 for the published I3D and scaled with a narrower variant's width) and a ReLU, then the
+  same Dense -> PN. One Dense with K*d outputs equals K independent d-dim heads concatenated;
+  the PN is applied per d-dim sketch because SigmE/AxMin normalise by the sketch's own l2 norm.
 
   Attributes:
     dim: output size K*d.
     num_sketches: K; must divide dim.
     pn: power-normalisation name (power_norm.PN_NAMES).
     pn_params: tuple of (name, value) parameters of the PN (e.g. (('gamma', 100.0),)).
-    dtype: compute dtype of the Dense; PN runs in float32.
+    dtype: compute dtype of the conv and Dense; PN runs in float32.
   """
   dim: int
   num_sketches: int = 1
@@ -46,14 +51,24 @@ class StreamHead(nn.Module):
     if self.dim % self.num_sketches:
       raise ValueError(f'Stream {self.name!r}: dim {self.dim} is not a multiple of the '
                        f'{self.num_sketches} sketches per stream.')
-    y = nn.Dense(self.dim, dtype=self.dtype, name='fc', kernel_init=_kernel(('embed', 'stream')),
+    if x.ndim not in (2, 3):
+      raise ValueError(f'Stream {self.name!r}: expects X [B, D] or [B, T, C], got {x.shape}.')
+    in_names = ('embed', 'stream')
+    if x.ndim == 3:
+      _, steps, channels = x.shape
+      x = nn.Conv(channels, (steps,), padding='VALID', dtype=self.dtype, name='temporal_conv',
+                  kernel_init=_kernel((None, 'embed', 'stream_hidden')),
+                  bias_init=_kernel(('stream_hidden',), nn.initializers.zeros))(x)
+      x = nn.relu(x[:, 0])
+      in_names = ('stream_hidden', 'stream')
+    y = nn.Dense(self.dim, dtype=self.dtype, name='fc', kernel_init=_kernel(in_names),
                  bias_init=_kernel(('stream',), nn.initializers.zeros))(x)
     y = y.astype(jnp.float32).reshape(y.shape[:-1] + (self.num_sketches, -1))
     return power_normalize(y, self.pn, **dict(self.pn_params)).reshape(x.shape[:-1] + (self.dim,))
 
 
 class Streams(nn.Module):
-  """One StreamHead per auxiliary stream: X -> {name: [B, dim]}.
+  """One StreamHead per auxiliary stream: X ([B, D] or [B, T'', C]) -> {name: [B, dim]}.
 
   Attributes:
     stream_dims: tuple of (name, dim) pairs, sorted by name.

@@ -1,7 +1,11 @@
-"""ViT size table and the variant-string decoder ('B/16x2' -> width, depth, heads, patch, tubelet).
+"""Backbone variant strings, decoded once into frozen size records.
 
-Sizes follow the ViT paper and big_vision's `decode_variant` (plus ViT-g of VideoMAE V2), so a
-config names a backbone by one string instead of copying widths and depths.
+* ViViT: 'B/16x2' -> width, depth, heads, patch, tubelet (`decode_variant`). Sizes follow the
+  ViT paper and big_vision's `decode_variant` (plus ViT-g of VideoMAE V2).
+* I3D: 'full', 'mini' or 'w0.25/111' -> width multiplier and Inception blocks kept per stage
+  (`decode_i3d_variant`).
+
+A config names a backbone by one string instead of copying widths and depths.
 """
 import dataclasses
 import re
@@ -69,3 +73,68 @@ def decode_variant(variant, **overrides):
     raise ValueError(f'Unknown backbone override(s) {sorted(unknown)}; allowed: {sorted(fields)}.')
   fields.update({k: int(v) for k, v in overrides.items() if v is not None})
   return ViTSize(**fields)
+
+
+# Inception blocks of the published I3D in stages 3, 4 and 5 (Mixed_3b-3c, 4b-4f, 5b-5c).
+I3D_STAGE_BLOCKS = (2, 5, 2)
+_I3D_ALIASES = {'full': 'w1', 'mini': 'w0.25/111'}
+_I3D_RE = re.compile(r'^w(?P<mult>\d+(\.\d*)?|\.\d+)(/(?P<blocks>\d{3}))?$')
+
+
+@dataclasses.dataclass(frozen=True)
+class I3DSize:
+  """Hyper-parameters of an I3D backbone (Inception-v1 inflated to 3D).
+
+  Attributes:
+    width_mult: every convolution has round(width_mult * published filters) filters (at least
+      1), so X(rgb) has about 1024 * width_mult channels.
+    blocks: Inception blocks kept in stages 3, 4 and 5, at most (2, 5, 2); a stage keeps its
+      *last* blocks (e.g. 1 in stage 4 keeps Mixed_4f), so every stage still ends with the
+      published block and the next stage sees the published input layout.
+  """
+  width_mult: float = 1.0
+  blocks: tuple = I3D_STAGE_BLOCKS
+
+  def __post_init__(self):
+    if not self.width_mult > 0:
+      raise ValueError(f'I3DSize.width_mult must be positive, got {self.width_mult}.')
+    blocks = tuple(int(b) for b in self.blocks)
+    if len(blocks) != 3 or any(not 1 <= b <= n for b, n in zip(blocks, I3D_STAGE_BLOCKS)):
+      raise ValueError(f'I3DSize.blocks={self.blocks}: expected 3 counts, each between 1 and '
+                       f'{I3D_STAGE_BLOCKS} (stages 3, 4, 5).')
+    object.__setattr__(self, 'blocks', blocks)
+
+  def filters(self, published):
+    """Filters of a convolution that has `published` filters in the full network."""
+    return max(1, int(published * self.width_mult + 0.5))
+
+
+def decode_i3d_variant(variant, **overrides):
+  """Decodes an I3D variant string.
+
+  Grammar: 'full' (the published network, = 'w1') | 'mini' (= 'w0.25/111', the CPU variant) |
+  'w<mult>[/<b3><b4><b5>]': width multiplier and, optionally, the Inception blocks kept in
+  stages 3, 4 and 5 as three digits (the published network is 'w1/252'). Examples: 'w0.5'
+  (half width, every block), 'w0.25/111' (quarter width, Mixed_3c, Mixed_4f and Mixed_5c only).
+
+  Args:
+    variant: the string above.
+    **overrides: I3DSize fields to replace (width_mult, blocks); None values are ignored.
+
+  Returns:
+    An I3DSize.
+  """
+  text = _I3D_ALIASES.get(str(variant).strip(), str(variant).strip())
+  match = _I3D_RE.match(text)
+  if match is None:
+    raise ValueError(f'Bad I3D variant {variant!r}: expected "full", "mini" or '
+                     '"w<mult>[/<b3><b4><b5>]", e.g. "w0.25" or "w0.25/111".')
+  blocks = match.group('blocks')
+  fields = dict(width_mult=float(match.group('mult')),
+                blocks=tuple(int(b) for b in blocks) if blocks else I3D_STAGE_BLOCKS)
+  unknown = set(overrides) - set(fields)
+  if unknown:
+    raise ValueError(f'Unknown I3D backbone override(s) {sorted(unknown)}; allowed: '
+                     f'{sorted(fields)}.')
+  fields.update({k: v for k, v in overrides.items() if v is not None})
+  return I3DSize(**fields)
