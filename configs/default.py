@@ -22,10 +22,11 @@ def get_config():
 
   # ---- Data: Kinetics-style CSV annotations + video files (halluc_jax/data). ----
   c.data = ml_collections.ConfigDict()
-  c.data.root = 'data/synthetic_actions'  # video paths in the CSV are relative to this
-  c.data.annotations = 'data/synthetic_actions/annotations.csv'
+  c.data.root = 'data/synthetic_objects'  # video paths in the CSV are relative to this
+  c.data.annotations = 'data/synthetic_objects/annotations.csv'
   c.data.train_split = 'train'
-  c.data.eval_split = 'val'
+  c.data.eval_split = 'val'  # evaluated during and at the end of training: select on this
+  c.data.test_split = 'test'  # evaluated once at the end, reported ('' = none)
   c.data.num_classes = 12
   c.data.multi_label = False
   c.data.num_frames = 16  # frames per clip
@@ -45,25 +46,19 @@ def get_config():
   c.data.num_workers = 2  # grain worker processes decoding videos (0 = in-process)
   c.data.prefetch_buffer = 2
   c.data.read_threads = 1  # grain threads per process (decoding releases the GIL)
-  c.data.aux_dir = 'data/synthetic_actions/targets'  # ArrayRecord targets ('' = none)
+  c.data.aux_dir = 'data/synthetic_objects/targets'  # ArrayRecord targets ('' = none)
   # Heads regress z = (y - mean) / std per target dim (train-split stats from the manifest) and
   # end linear; eval reports in the original space (docs/method.md "Target standardisation").
   c.data.standardize_targets = True
   c.data.shuffle_seed = 0
-
-  # ---- Embedded dataset generator (halluc_jax/data/synthetic.py). ----
-  c.synthetic = ml_collections.ConfigDict()
-  c.synthetic.num_videos = 360
-  c.synthetic.size = 96
-  c.synthetic.seed = 0
 
   # ---- Offline target extraction (halluc_jax/extract.py; `python -m halluc_jax.extract`). ----
   c.extract = ml_collections.ConfigDict()
   # HOG people / Haar cascades ('odf_hog', 'odf_haar') are built in too, but they rarely fire on
   # the embedded dataset's shapes and take ~60% of extraction time, so the default run skips them.
   c.extract.streams = 'odf_shape,odf_mser,sdf_spectral,sdf_motion,off_hofmbh'  # to run
-  # Training uses train targets only (as the paper); val targets measure hallucination quality.
-  c.extract.split = 'train,val'  # 'train', 'all', or a comma list of splits
+  # Training uses train targets only (as the paper); val/test targets measure hallucination.
+  c.extract.split = 'train,val,test'  # 'train', 'all', or a comma list of splits
   c.extract.out_dir = ''  # '' = c.data.aux_dir
   c.extract.frames_per_video = 16  # J, sampled uniformly (detectors, static saliency, flow)
   c.extract.resize_short = 0  # decode at this short side (0 = native; e.g. 240 for real videos)

@@ -115,23 +115,28 @@ def main(argv):
                jax.process_count())
   try:
     if _MODE.value == 'evaluate':
-      result = train.evaluate_only(config, _WORKDIR.value)
+      results = train.evaluate_only(config, _WORKDIR.value)
     else:
-      result = train.train_and_evaluate(config, _WORKDIR.value).get('eval')
+      summary = train.train_and_evaluate(config, _WORKDIR.value)
+      results = {k: summary[k] for k in train.final_splits(config) if summary.get(k)}
   except (train.NonFiniteLossError, FileNotFoundError, ValueError) as e:
     logging.debug('Traceback of the error below:', exc_info=True)  # --verbosity=1 shows it
     print(f'FATAL: {e}', file=sys.stderr)
     sys.exit(1)
   if jax.process_index() == 0:
-    _print_summary(result, _WORKDIR.value)
+    _print_summary(results, _WORKDIR.value, int(config.data.num_classes),
+                   bool(config.data.multi_label))
 
 
-def _print_summary(result, workdir):
-  """The lines a person reads at the end: the result and where everything was written."""
-  if result:
-    keys = ('top1', 'top5', 'mean_class_accuracy', 'mAP', 'num_videos')
-    print('Result: ' + ', '.join(f'{k} {result[k]:.4g}' for k in keys if k in result))
-  print(f'Eval JSON and confusion matrix: {workdir}/eval/')
+def _print_summary(results, workdir, num_classes, multi_label=False):
+  """The lines a person reads at the end: val and test results, chance, where files went."""
+  keys = ('top1', 'top5', 'mean_class_accuracy', 'mAP', 'num_videos')
+  for kind, result in results.items():
+    figures = ', '.join(f'{k} {result[k]:.4g}' for k in keys if k in result)
+    chance = '' if multi_label else f' (chance top1 {1 / num_classes:.4g})'
+    print(f"Result ({kind}: split '{result.get('split', kind)}'): {figures}{chance}")
+  for kind in results:
+    print(f'{kind.capitalize()} JSON and confusion matrix: {workdir}/{kind}/')
   print(f'TensorBoard: tensorboard --logdir {workdir}')
 
 

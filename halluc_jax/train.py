@@ -185,26 +185,59 @@ def _close(iterator):
     iterator.close()
 
 
-def run_eval(config, setup, state, workdir, step):
-  eval_iter = pipeline.make_eval_dataset(config, jax.process_index(), jax.process_count())
+def final_splits(config):
+  """{'eval': eval split[, 'test': test split]}: what the end of a run evaluates, in order.
+
+  Runs select on the eval (validation) split, evaluated during training too; the test split
+  (`config.data.test_split`, '' = none) is evaluated once, at the end, and reported.
+  """
+  splits = {'eval': config.data.eval_split}
+  test = config.data.get('test_split', '')
+  if test and test != config.data.eval_split:
+    splits['test'] = test
+  return splits
+
+
+def run_eval(config, setup, state, workdir, step, kind='eval'):
+  """Evaluates `state` on the split `final_splits(config)[kind]`; writes <workdir>/<kind>/."""
+  split = final_splits(config)[kind]
+  eval_iter = pipeline.make_eval_dataset(config, jax.process_index(), jax.process_count(),
+                                         split=split)
   try:
-    return evaluate_lib.evaluate(
+    result = evaluate_lib.evaluate(
         setup.predict_fn(state), eval_iter, config.data.num_classes,
         multi_label=bool(config.data.multi_label), class_names=_class_names(config),
-        out_dir=os.path.join(workdir, 'eval') if jax.process_index() == 0 else None, step=step,
+        out_dir=os.path.join(workdir, kind) if jax.process_index() == 0 else None, step=step,
         **evaluate_lib.target_space_args(config))
   finally:
     _close(eval_iter)
+  result['split'] = split
+  return result
 
 
-def _eval_scalars(result):
-  out = {f'eval/{k}': result[k] for k in ('top1', 'top5', 'mean_class_accuracy', 'mAP')
+def run_final_evals(config, setup, state, workdir, step, writer=None):
+  """The eval split, then the test split if any: {'eval': result[, 'test': result]}."""
+  results = {}
+  for kind, split in final_splits(config).items():
+    if kind == 'test' and split not in annotations.split_names(config.data.annotations):
+      logging.warning("config.data.test_split=%r has no videos in %s: no test evaluation "
+                      "(set config.data.test_split='' to say so).", split,
+                      config.data.annotations)
+      continue
+    results[kind] = run_eval(config, setup, state, workdir, step, kind)
+    if writer is not None:
+      writer.write_scalars(step, _eval_scalars(results[kind], kind))
+  return results
+
+
+def _eval_scalars(result, prefix='eval'):
+  out = {f'{prefix}/{k}': result[k] for k in ('top1', 'top5', 'mean_class_accuracy', 'mAP')
          if k in result and result[k] is not None}
   for stream, q in result.get('hallucination', {}).items():
-    out[f'eval/hal_cosine/{stream}'] = q['cosine']
-    out[f'eval/hal_r2/{stream}'] = q['r2']
+    out[f'{prefix}/hal_cosine/{stream}'] = q['cosine']
+    out[f'{prefix}/hal_r2/{stream}'] = q['r2']
     if 'train_mean_r2' in q:  # the constant train-mean predictor, for comparison
-      out[f'eval/hal_r2_train_mean/{stream}'] = q['train_mean_r2']
+      out[f'{prefix}/hal_r2_train_mean/{stream}'] = q['train_mean_r2']
   return out
 
 
@@ -336,24 +369,26 @@ def train_and_evaluate(config, workdir):
           writer.write_scalars(step, _eval_scalars(result))
           meter.exclude(time.perf_counter() - t0)
       if not preempted:
-        result = run_eval(config, setup, state, workdir, step)
-        writer.write_scalars(step, _eval_scalars(result))
+        final = run_final_evals(config, setup, state, workdir, step, writer)
+        result = final['eval']
   finally:
     ckpt.close()
     writer.flush()
     _close(train_iter)
 
   summary = {'step': step, 'train': scalars, 'eval': result, 'preempted': preempted}
+  if not preempted:
+    summary.update(final)
   if jax.process_index() == 0 and not preempted:
     with open(os.path.join(workdir, 'summary.json'), 'w') as f:
       json.dump({'step': step, 'train': scalars,
-                 'eval': {k: v for k, v in (result or {}).items()
-                          if isinstance(v, (int, float, str))}}, f, indent=1)
+                 **{kind: {k: v for k, v in r.items() if isinstance(v, (int, float, str))}
+                    for kind, r in final.items()}}, f, indent=1)
   return summary
 
 
 def evaluate_only(config, workdir, step=None):
-  """Evaluates the newest (or a given) checkpoint in `workdir` on the eval split."""
+  """Evaluates the newest (or a given) checkpoint in `workdir`: {'eval': ...[, 'test': ...]}."""
   workdir = os.path.abspath(workdir)
   steps_per_epoch, total_steps = train_schedule_lengths(config)
   setup = Setup(config, total_steps, steps_per_epoch)
@@ -364,4 +399,4 @@ def evaluate_only(config, workdir, step=None):
   state = ckpt.restore(setup.abstract_state, step=step)
   ckpt.close()
   with setup.context():
-    return run_eval(config, setup, state, workdir, int(jax.device_get(state.step)))
+    return run_final_evals(config, setup, state, workdir, int(jax.device_get(state.step)))

@@ -206,7 +206,24 @@ def test_aux_targets_joint_masks_nan_targets_then_evaluate_only(tiny_dataset, tm
   assert set(out['eval']['hallucination']) == {'odf', 'sdf'}
 
   again = train.evaluate_only(config, workdir)
-  assert again['step'] == 2 and again['top1'] == out['eval']['top1']
+  assert set(again) == {'eval'}  # the tiny dataset has no test split: warned, skipped
+  assert again['eval']['step'] == 2 and again['eval']['top1'] == out['eval']['top1']
+
+
+def test_final_evaluation_on_val_then_test(tmp_path):
+  """The end of a run scores the eval split and the held-out test split, each in its folder."""
+  from halluc_jax.data import synthetic  # pylint: disable=g-import-not-at-top
+  root = tmp_path / 'data'
+  synthetic.generate(str(root), num_videos=36, size=48, min_frames=8, max_frames=12, seed=4,
+                     val_fraction=0.34, test_fraction=0.34)
+  workdir = tmp_path / 'wd'
+  out = train.train_and_evaluate(_config(root, **{'loss.update_scheme': 'joint'}), workdir)
+  assert out['eval']['split'] == 'val' and out['test']['split'] == 'test'
+  assert out['eval']['num_videos'] == out['test']['num_videos'] == 12
+  for kind in ('eval', 'test'):
+    assert json.loads((workdir / kind / 'eval_latest.json').read_text())['step'] == 2
+  summary = json.loads((workdir / 'summary.json').read_text())
+  assert summary['test']['top1'] == out['test']['top1'] and summary['test']['split'] == 'test'
 
 
 def test_nan_loss_stops_with_last_good_checkpoint(tiny_dataset, tmp_path):

@@ -15,7 +15,7 @@ step are the matrix products and convolutions of the step's jaxpr (`plan.step_fl
 devices' peak (`halluc_jax.mfu`), 'n/a' on CPU.
 
 Usage:
-  python -m halluc_jax.bench.train --config configs/default.py --data_dir data/synthetic_actions \
+  python -m halluc_jax.bench.train --config configs/default.py --data_dir data/synthetic_objects \
       [--steps 10 --warmup 2 --real=true --config.data.num_workers=2]
   (--data_dir sets data.root, data.annotations and, if <data_dir>/targets/manifest.json exists,
   data.aux_dir; without --data_dir the config's own paths are used.)

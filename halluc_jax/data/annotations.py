@@ -100,6 +100,12 @@ def _video_path_and_id(layout, row, root):
   return os.path.join(root, row['path']), video_id
 
 
+def split_names(csv_path):
+  """The split names an annotation CSV uses (empty when it has no split column)."""
+  _, rows = _read_rows(csv_path)
+  return sorted({r['split'] for r in rows if r.get('split')})
+
+
 def read_annotations(csv_path, root, split, multi_label=False):
   """Reads one split of an annotation CSV; see the module docstring for the layouts.
 
