@@ -20,7 +20,7 @@ evaluation reports the same train-mean baseline per stream ('train_mean_cosine',
 Rows: every stream, every group of two or more streams (`group:odf` = both detectors), all.
 
 Usage:
-  python -m halluc_jax.probe_targets --config configs/default.py [--ridge 1.0] [--out F.json]
+  python -m halluc_jax.probe_targets --config configs/default.py [--ridge 1.0] [--out_json F.json]
 """
 import json
 
@@ -34,7 +34,7 @@ from halluc_jax.data import annotations
 from halluc_jax.data import aux_targets
 
 _RIDGE = flags.DEFINE_float('ridge', 1.0, 'L2 weight per training example of the probe.')
-_OUT = flags.DEFINE_string('out', None, 'Also write the rows as JSON here (e.g. under results/).')
+_OUT = flags.DEFINE_string('out_json', None, 'Also write the rows as JSON here (e.g. results/).')
 
 
 def ridge_probe_accuracy(x_train, y_train, x_eval, y_eval, num_classes, ridge=1.0):
