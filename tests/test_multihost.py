@@ -126,7 +126,7 @@ def test_two_processes_match_one_process(tiny_dataset, tmp_path):
 
   # Logging and files come from process 0 only.
   assert _step_losses(first[0]) and not _step_losses(first[1])
-  assert 'Result:' in resumed[0] and 'Result:' not in resumed[1]
+  assert 'Result (' in resumed[0] and 'Result (' not in resumed[1]  # process 0 reports
   # Steps 1-2 from the first two-process launch, step 3 after resuming from its checkpoint.
   want = _step_losses(ref_out)
   got = {**_step_losses(first[0]), **_step_losses(resumed[0])}
