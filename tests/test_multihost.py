@@ -142,7 +142,10 @@ def test_two_processes_match_one_process(tiny_dataset, tmp_path):
   print(f'losses 1x8 {want}; 2x4 {got}; final loss {ref_summary["train"]["loss"]!r} vs '
         f'{summary["train"]["loss"]!r}; max |param diff| '
         f'{np.abs(_flat(params) - _flat(ref_params)).max():.2g}')
-  np.testing.assert_allclose(_flat(params), _flat(ref_params), rtol=1e-4, atol=1e-5)
+  # Adam moves every weight by ~lr = 1e-3 per step whatever its gradient, so a near-zero
+  # gradient summed in another order across processes can move a weight by a few % of one step:
+  # atol is 5% of one step (measured worst: 2.2e-5 on 2 of 60012 weights, linear target heads).
+  np.testing.assert_allclose(_flat(params), _flat(ref_params), rtol=1e-4, atol=5e-5)
 
   # Each of the 12 val videos counted once (2 views each), the same scores as one process.
   assert evaluation['num_videos'] == ref_eval['num_videos'] == 12
