@@ -4,6 +4,8 @@ A tiny model (2 ViViT blocks, two hallucination streams, CENet, alternating upda
 set up by `train.Setup` and trained for 3 steps on meshes (data, fsdp, tensor) = (8, 1, 1),
 (2, 4, 1), (2, 2, 2) and on a single device. The losses, parameters and optimiser moments must
 agree to float32 round-off, and on (2, 2, 2) the parameters and moments must really be split.
+A reduced I3D (BatchNorm in every conv, so batch statistics span the devices' shards) trains
+the same on (2, 2, 2) as on one device, running averages included.
 
 The device count is fixed when XLA starts, and the rest of the suite runs on one device, so the
 training runs happen in subprocesses running this file as a script (`--devices N --out DIR`).
@@ -14,6 +16,7 @@ import subprocess
 import sys
 
 MESHES = {'single': (1, 1, 1), 'dp8': (8, 1, 1), 'dp2_fsdp4': (2, 4, 1), 'dp2_fsdp2_tp2': (2, 2, 2)}
+I3D_MESHES = {'i3d_single': (1, 1, 1), 'i3d_dp2_fsdp2_tp2': (2, 2, 2)}
 STEPS = 3
 BATCH = 8
 STREAMS = {'s_odf': ('odf', 16), 's_off': ('off', 24)}
@@ -28,16 +31,27 @@ TINY = {
     # that are zero in exact arithmetic (the attention key bias) up to lr-sized updates.
     'optim.warmup_steps': 0, 'optim.lr': 1e-3, 'optim.eps': 1e-3,
 }
+# configs/i3d.py at 1/8 width, one Inception block per stage, 8 x 32 x 32 clips. At lr 1e-3 this
+# tiny BatchNorm net is chaotic: on one device, two equal conv implementations (per-tap 2-D vs
+# native 3-D) drift 5-8% apart in Adam moments within 3 steps (max-pool argmax flips); at 1e-4
+# they agree to 1e-4, so a mesh's own error shows.
+I3D_TINY = {
+    'data.num_frames': 8, 'data.crop_size': 32, 'data.batch_size': BATCH, 'data.num_classes': 5,
+    'model.backbone.variant': 'w0.125/111',
+    'model.streams.sketch_dim': 16, 'model.fusion.out_dim': 24, 'model.cenet.hidden_dim': 8,
+    'optim.warmup_steps': 0, 'optim.lr': 1e-4, 'optim.eps': 1e-3,
+}
 
 
 # ---------------------------------------------------------------------------------------------
 # Worker (runs in a subprocess with XLA_FLAGS set before jax starts).
 # ---------------------------------------------------------------------------------------------
-def _config(aux_dir, mesh):
+def _config(aux_dir, mesh, i3d=False):
   import runpy  # pylint: disable=g-import-not-at-top
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  c = runpy.run_path(os.path.join(repo, 'configs', 'default.py'))['get_config']()
-  for key, value in TINY.items():
+  name = 'i3d.py' if i3d else 'default.py'
+  c = runpy.run_path(os.path.join(repo, 'configs', name))['get_config']()
+  for key, value in (I3D_TINY if i3d else TINY).items():
     *parents, leaf = key.split('.')
     node = c
     for p in parents:
@@ -71,13 +85,13 @@ def _spec(array):
   return [a if a is None or isinstance(a, str) else list(a) for a in array.sharding.spec]
 
 
-def _run_mesh(name, mesh, aux_dir, out_dir):
+def _run_mesh(name, mesh, aux_dir, out_dir, i3d=False):
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from halluc_jax import train  # pylint: disable=g-import-not-at-top
   from halluc_jax.data import pipeline  # pylint: disable=g-import-not-at-top
 
-  config = _config(aux_dir, mesh)
+  config = _config(aux_dir, mesh, i3d)
   setup = train.Setup(config, total_steps=100, steps_per_epoch=10)
   state = setup.init_state()
   losses = []
@@ -95,7 +109,8 @@ def _run_mesh(name, mesh, aux_dir, out_dir):
   info = {'mesh': {k: int(v) for k, v in setup.mesh.shape.items()}, 'specs': {},
           'shard_shapes': {}, 'param_bytes': 0, 'param_bytes_device0': 0,
           'tensor_constraints': len(tensor_constraints)}
-  for prefix, tree in (('params', state.params), ('opt', state.opt_state)):
+  for prefix, tree in (('params', state.params), ('opt', state.opt_state),
+                       ('stats', state.batch_stats)):
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
       key = prefix + jax.tree_util.keystr(path)
       arrays[key] = np.asarray(jax.device_get(leaf))
@@ -119,9 +134,10 @@ def _main(argv):
   os.makedirs(aux_dir, exist_ok=True)
   with open(os.path.join(aux_dir, 'manifest.json'), 'w') as f:
     json.dump({'streams': {n: {'dim': dim, 'group': g} for n, (g, dim) in STREAMS.items()}}, f)
-  for name, mesh in MESHES.items():
-    if mesh[0] * mesh[1] * mesh[2] == num_devices:
-      _run_mesh(name, mesh, aux_dir, out_dir)
+  for runs, i3d in ((MESHES, False), (I3D_MESHES, True)):
+    for name, mesh in runs.items():
+      if mesh[0] * mesh[1] * mesh[2] == num_devices:
+        _run_mesh(name, mesh, aux_dir, out_dir, i3d)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,16 +160,17 @@ if __name__ != '__main__':
       output, _ = proc.communicate(timeout=900)
       assert proc.returncode == 0, output[-4000:]
     result = {}
-    for name in MESHES:
+    for name in {**MESHES, **I3D_MESHES}:
       with open(out / f'{name}.json') as f:
         result[name] = (dict(np.load(out / f'{name}.npz')), json.load(f))
     return result
 
-  @pytest.mark.parametrize('name', [n for n in MESHES if n != 'single'])
+  @pytest.mark.parametrize('name', [n for n in {**MESHES, **I3D_MESHES} if 'single' not in n])
   def test_mesh_trains_like_one_device(runs, name):
-    ref, _ = runs['single']
+    ref, _ = runs['i3d_single' if name.startswith('i3d') else 'single']
     got, info = runs[name]
-    assert info['mesh'] == dict(zip(('data', 'fsdp', 'tensor'), MESHES[name]))
+    assert info['mesh'] == dict(zip(('data', 'fsdp', 'tensor'),
+                                    {**MESHES, **I3D_MESHES}[name]))
     assert set(got) == set(ref)
     assert np.isfinite(ref['losses']).all() and len(ref['losses']) == STEPS
     assert len(set(ref['losses'].round(5))) == STEPS  # the model really trains
@@ -196,6 +213,16 @@ if __name__ != '__main__':
     assert info['tensor_constraints'] >= 2 * 2 * 5, info['tensor_constraints']
     dp_info = runs['dp8'][1]
     assert dp_info['param_bytes_device0'] == dp_info['param_bytes']  # pure DP: replicated
+
+  def test_i3d_backbone_is_replicated_and_its_statistics_train(runs):
+    """The conv rules replicate I3D's kernels (configs/default.py); its BatchNorm running
+    averages live in batch_stats['backbone'] and moved (compared across meshes above)."""
+    got, info = runs['i3d_dp2_fsdp2_tp2']
+    kernel = "params['backbone']['Mixed_5c']['b1b']['conv3d']['kernel']"
+    assert info['specs'][kernel] == [None] * 5
+    stats = [k for k in got if k.startswith("stats['backbone']")]
+    assert len(stats) == 2 * 21  # mean and var of 3 stem units + 3 blocks x 6 units
+    assert any(np.abs(got[k]).max() > 0 for k in stats if k.endswith("['mean']"))
 
 
 if __name__ == '__main__':

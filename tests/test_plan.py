@@ -153,3 +153,31 @@ def test_frozen_backbone_skips_its_backward_pass(tiny_config_path):
   # Backbone forward only (once per pass) instead of forward + backward: measured 18 % with the
   # metric fixed (norm over the trainable groups only), 67 % as the step is now.
   assert frozen < 0.4 * trained
+
+
+def test_planner_on_the_i3d_config(tmp_path):
+  """`configs/i3d.py` through the planner CLI (2 fake devices, a 1/8-width I3D on 8x32x32 clips):
+  the backbone's parameters as built in process, its forward FLOPs next to the analytic conv
+  count (XLA leaves out the kernel taps on 'SAME' padding, many on a 32-px clip)."""
+  out = tmp_path / 'plan.json'
+  overrides = {'data.aux_dir': '', 'data.num_frames': 8, 'data.crop_size': 32,
+               'data.batch_size': 2, 'model.backbone.variant': 'w0.125/111'}
+  env = dict(os.environ, XLA_FLAGS='', JAX_PLATFORMS='', JAX_DISABLE_MOST_OPTIMIZATIONS='1')
+  proc = subprocess.run(
+      [sys.executable, '-m', 'halluc_jax.plan', '--config', os.path.join(REPO, 'configs', 'i3d.py'),
+       '--devices=2', '--json_out', str(out)] + [f'--config.{k}={v}' for k, v in overrides.items()],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(out.read_text())
+  assert 'Model: I3D-w0.125/111' in proc.stdout and 'Inception convs' in proc.stdout
+  config = runpy.run_path(os.path.join(REPO, 'configs', 'i3d.py'))['get_config']()
+  config.update_from_flattened_dict(overrides)
+  model = hallucinator.build_model(config.model, {}, config.data.num_classes)
+  variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 32, 32, 3)),
+                                                train=False))
+  assert result['params']['backbone'] == sum(
+      int(np.prod(x.shape)) for x in jax.tree.leaves(variables['params']['backbone']))
+  analytic = result['analytic_backbone']
+  assert set(analytic) == {'stem', 'inception', 'total'}
+  assert analytic == plan.analytic_backbone_flops(config.model, 8, 32)
+  assert 0.5 * analytic['total'] < result['forward_backbone_flops'] <= analytic['total']
