@@ -166,6 +166,33 @@ def test_logical_axes_and_bf16():
   assert names <= set(rules), names - set(rules)
 
 
+def test_remat_gives_the_same_loss_gradients_and_statistics():
+  """On one Inception block (what `remat` wraps); the whole network keeps its parameter tree."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 8, 8, 16))
+  filters = (4, 4, 8, 2, 4, 4)
+
+  def run(remat):
+    block = i3d.inception_class(remat)(filters)
+    variables = nn.meta.unbox(block.init(jax.random.PRNGKey(1), x, False))
+
+    def loss(params):
+      out, new = block.apply({**variables, 'params': params}, x, True, mutable=['batch_stats'])
+      return jnp.mean(jnp.square(out - 0.3)), new['batch_stats']
+    return variables, jax.jit(jax.value_and_grad(loss, has_aux=True))(variables['params'])
+
+  ref_vars, ((ref_loss, ref_stats), ref_grads) = run('none')
+  variables, ((loss, stats), grads) = run('full')
+  assert jax.tree.structure(variables) == jax.tree.structure(ref_vars)
+  np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
+  _assert_close(stats, ref_stats, rtol=1e-6, atol=1e-7)
+  _assert_close(grads, ref_grads, rtol=1e-4, atol=1e-7)
+  shapes = [jax.tree.map(np.shape, _abstract(i3d.I3D(decode_i3d_variant(TINY), remat=r),
+                                             (1, 8, 32, 32, 3))[0]) for r in ('none', 'full')]
+  assert shapes[0] == shapes[1]  # same checkpoints with and without remat
+  with pytest.raises(ValueError, match='remat'):
+    i3d.inception_class('all')
+
+
 # ---------------------------------------------------------------------------------------------
 # The I3D head form (Fig. 3a) and the full model.
 # ---------------------------------------------------------------------------------------------
