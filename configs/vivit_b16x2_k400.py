@@ -57,6 +57,7 @@ def get_config(variant='B/16x2', backbone_lr_mult=0.1):
   m.backbone.variant = variant
   m.backbone.overrides = {}  # the full depth of the variant
   m.backbone.kind = 'spatio_temporal'
+  m.backbone.stem = 'patch'  # the linear tubelet embedding that ViViT/VideoMAE weights have
   m.backbone.stochastic_depth = 0.1
   m.streams.sketch_dim, m.streams.num_sketches = 128, 8
   m.streams.dims = {name: 128 * 8 for name in K400_STREAMS}

@@ -70,6 +70,7 @@ from halluc_jax import train_step as train_step_lib
 from halluc_jax.data import aux_targets
 from halluc_jax.models import hallucinator
 from halluc_jax.models import i3d
+from halluc_jax.models import vivit
 from halluc_jax.models.variants import decode_i3d_variant, decode_variant
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -233,8 +234,9 @@ def memory_report(compiled):
 def analytic_backbone_flops(model_cfg, num_frames, crop_size):
   """Forward FLOPs of one clip through the backbone, counting 2 FLOPs per multiply-add.
 
-  ViViT: the tubelet-embedding convolution, every Dense (q, k, v, out, fc1, fc2) and the two
-  attention products (q k^T and p v); LayerNorm, softmax, GELU and biases are left out.
+  ViViT: the tubelet embedding (one convolution, or the conv stem's convs), every Dense (q, k,
+  v, out, fc1, fc2) and the two attention products (q k^T and p v); LayerNorm, BatchNorm,
+  softmax, GELU and biases are left out.
   I3D: every convolution, from the layer table (`i3d.analytic_flops`); pools, BatchNorm and
   ReLU are left out.
 
@@ -261,7 +263,11 @@ def analytic_backbone_flops(model_cfg, num_frames, crop_size):
     dense, attention = spatial[0] + temporal[0], spatial[1] + temporal[1]
   else:
     dense, attention = encoder(s.depth, 1, nt * nh * nh)
-  embed = nt * nh * nh * (s.tubelet * s.patch_size * s.patch_size * 3) * s.width
+  if b.get('stem', 'patch') == 'conv':  # strided convs + 1x1 projection (models/vivit.py)
+    embed = vivit.conv_stem_macs(s, num_frames, crop_size, crop_size, b.get('stem_channels', ()),
+                                 int(b.get('stem_time_taps', 1)))
+  else:
+    embed = nt * nh * nh * (s.tubelet * s.patch_size * s.patch_size * 3) * s.width
   flops = {'embed': 2 * embed, 'dense': 2 * dense, 'attention': 2 * attention}
   return dict(flops, total=sum(flops.values()))
 

@@ -24,6 +24,9 @@ TINY = {
     'data.num_frames': 4, 'data.crop_size': 16, 'data.batch_size': BATCH, 'data.num_classes': 5,
     'model.backbone.overrides': {'depth': 2, 'width': 32, 'mlp_dim': 64, 'num_heads': 4,
                                  'patch_size': 8},
+    # The patch stem: the sharding check below counts split kernels, and the default conv stem's
+    # replicated convs are half of this tiny model (tests/test_vivit.py meshes the conv stem).
+    'model.backbone.stem': 'patch',
     # Dropout and drop path on: their masks must not depend on how the batch is split.
     'model.backbone.dropout': 0.1, 'model.backbone.stochastic_depth': 0.2,
     'model.streams.sketch_dim': 16, 'model.fusion.out_dim': 24, 'model.cenet.hidden_dim': 8,

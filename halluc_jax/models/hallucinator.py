@@ -100,7 +100,8 @@ def build_backbone(backbone_cfg, dtype=jnp.float32):
     raise ValueError(f'config.model.backbone.name={name!r}; expected one of {BACKBONES}.')
   return ViViT(decode_variant(b.variant, **overrides), kind=b.kind,
                temporal_depth=b.temporal_depth, posemb=b.posemb, dropout_rate=b.dropout,
-               stochastic_depth=b.stochastic_depth, dtype=dtype, remat=remat)
+               stochastic_depth=b.stochastic_depth, dtype=dtype, remat=remat,
+               **ViViT.stem_kwargs(b))
 
 
 def backbone_label(backbone_cfg):

@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from halluc_jax.models.conv3d import conv3d_per_tap
 from halluc_jax.models.variants import I3DSize
 from halluc_jax.models.vivit import REMAT_POLICIES
 
@@ -91,12 +92,6 @@ def _max_pool(x, window, strides):
 CONV_IMPLS = ('auto', 'conv3d', 'per_tap')
 
 
-def _same_padding(size, kernel, stride):
-  """TF 'SAME' (lo, hi) padding of one dimension: the extra pixel goes after."""
-  total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
-  return total // 2, total - total // 2
-
-
 class Conv3D(nn.Module):
   """3-D convolution without bias, TF 'SAME' padding; kernel [T, H, W, in, out].
 
@@ -126,18 +121,7 @@ class Conv3D(nn.Module):
     if impl == 'conv3d':
       return jax.lax.conv_general_dilated(x, kernel, self.strides, 'SAME',
                                           dimension_numbers=('NDHWC', 'DHWIO', 'NDHWC'))
-    steps, stride = self.kernel[0], self.strides[0]
-    out_t = -(-x.shape[1] // stride)
-    x = jnp.pad(x, ((0, 0), _same_padding(x.shape[1], steps, stride), (0, 0), (0, 0), (0, 0)))
-    y = 0
-    for tap in range(steps):
-      frames = jax.lax.slice_in_dim(x, tap, tap + (out_t - 1) * stride + 1, stride, axis=1)
-      # Time folded into the batch: [B * T_out, H, W, C].
-      z = jax.lax.conv_general_dilated(
-          frames.reshape((-1,) + frames.shape[2:]), kernel[tap], self.strides[1:], 'SAME',
-          dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-      y = y + z.reshape(frames.shape[:2] + z.shape[1:])
-    return y
+    return conv3d_per_tap(x, kernel, self.strides)
 
 
 class Unit3D(nn.Module):
