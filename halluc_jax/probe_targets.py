@@ -11,6 +11,11 @@ and eval splits and prints, per stream and for all streams concatenated:
   mean cosine   cosine similarity of the train-mean target with each eval target: what a head
                 that only learnt the mean scores in the trainer's hallucination-quality metric.
   mean R^2      pooled R^2 of that constant prediction on eval (0 for the eval mean itself).
+  class-mean R^2  pooled R^2 on eval of predicting each video's target by the train mean of
+                its class: what a head that knew the label, and nothing else about the video,
+                would reach. Below 'mean R^2', the target's video-to-video variation is not
+                about the class (clutter, noise), so hallucinating it cannot help the classifier
+                and a head can beat the train mean only by reading other things in the pixels.
 
 Targets are read as stored (original space, never standardised; config.data.standardize_targets
 does not apply here), over the videos that have every stream, once per video. The trainer's
@@ -68,6 +73,17 @@ def mean_predictor_scores(t_train, t_eval):
           metrics.r2_score(pred, t_eval))
 
 
+def class_mean_r2(t_train, y_train, t_eval, y_eval, num_classes):
+  """Pooled R^2 on eval of the per-class train-mean target (the overall mean for a class with
+  no training videos)."""
+  t_train = np.asarray(t_train, np.float64)
+  y_train, y_eval = np.asarray(y_train), np.asarray(y_eval)
+  overall = t_train.mean(0)
+  means = np.stack([t_train[y_train == c].mean(0) if np.any(y_train == c) else overall
+                    for c in range(num_classes)])
+  return metrics.r2_score(means[y_eval], np.asarray(t_eval, np.float64))
+
+
 def load_split(config, split, store):
   """Targets of the videos of one split that have every stream: ({name: [N, d]}, labels [N])."""
   records = annotations.read_annotations(config.data.annotations, config.data.root, split,
@@ -93,18 +109,20 @@ def main(argv):
   c = config.data.num_classes
   print(f'{config.data.aux_dir}: {len(y_train)}/{n_train} train and {len(y_eval)}/{n_eval} '
         f'eval videos with every stream; {c} classes (chance top-1 {100 / c:.1f}%)')
-  print('| stream | group | dim | probe top-1 (%) | mean cosine | mean R^2 |')
-  print('|---|---|---|---|---|---|')
+  print('| stream | group | dim | probe top-1 (%) | mean cosine | mean R^2 | class-mean R^2 |')
+  print('|---|---|---|---|---|---|---|')
   rows = []
   for name, members in probe_sets(list(store.dims), groups):
     tr = np.concatenate([train[k] for k in members], 1)
     ev = np.concatenate([evals[k] for k in members], 1)
     acc = ridge_probe_accuracy(tr, y_train, ev, y_eval, c, _RIDGE.value)
     cosine, r2 = mean_predictor_scores(tr, ev)
+    r2_class = class_mean_r2(tr, y_train, ev, y_eval, c)
     group = groups.get(name, '-') if len(members) == 1 else '-'
-    print(f'| {name} | {group} | {tr.shape[1]} | {100 * acc:.1f} | {cosine:.3f} | {r2:.3f} |')
+    print(f'| {name} | {group} | {tr.shape[1]} | {100 * acc:.1f} | {cosine:.3f} | {r2:.3f} | '
+          f'{r2_class:.3f} |')
     rows.append({'name': name, 'streams': members, 'dim': int(tr.shape[1]), 'probe_top1': acc,
-                 'mean_cosine': cosine, 'mean_r2': r2})
+                 'mean_cosine': cosine, 'mean_r2': r2, 'class_mean_r2': r2_class})
   if _OUT.value:
     with open(_OUT.value, 'w') as f:
       json.dump({'aux_dir': config.data.aux_dir, 'train_split': config.data.train_split,

@@ -1,6 +1,7 @@
 """Ground-truth target probes: closed-form ridge probe and the constant-mean baseline."""
 import numpy as np
 
+from halluc_jax import metrics
 from halluc_jax import probe_targets
 
 
@@ -51,3 +52,25 @@ def test_probe_sets_streams_groups_all():
   assert sets == [('odf_mser', ['odf_mser']), ('odf_shape', ['odf_shape']),
                   ('off_hofmbh', ['off_hofmbh']), ('sdf_motion', ['sdf_motion']),
                   ('group:odf', ['odf_mser', 'odf_shape']), ('all', names)]
+
+
+def test_class_mean_r2_sees_class_signal_and_its_absence():
+  """Targets that are class means plus noise: the class-mean predictor beats the overall mean;
+  targets independent of the class: it does worse (it fits noise per class)."""
+  rng = np.random.default_rng(3)
+  y = rng.integers(0, 4, 400)
+  centres = rng.standard_normal((4, 8))
+  t = centres[y] + 0.5 * rng.standard_normal((400, 8))
+  r2 = probe_targets.class_mean_r2(t[:300], y[:300], t[300:], y[300:], 4)
+  _, r2_mean = probe_targets.mean_predictor_scores(t[:300], t[300:])
+  assert r2 > 0.6 > r2_mean  # signal variance 1 against noise 0.25: R^2 ~ 0.8
+  noise = rng.standard_normal((400, 8))
+  assert probe_targets.class_mean_r2(noise[:300], y[:300], noise[300:], y[300:], 4) < \
+      probe_targets.mean_predictor_scores(noise[:300], noise[300:])[1]
+  # A class with no training video falls back to the overall train mean.
+  train = y[:300] != 3
+  want = np.where((y[300:] == 3)[:, None], t[:300][train].mean(0),
+                  np.stack([t[:300][train & (y[:300] == c)].mean(0) if c < 3 else np.zeros(8)
+                            for c in range(4)])[y[300:]])
+  got = probe_targets.class_mean_r2(t[:300][train], y[:300][train], t[300:], y[300:], 4)
+  assert abs(got - metrics.r2_score(want, t[300:])) < 1e-12
