@@ -54,11 +54,20 @@ case "$cmd" in
   main)
     setup
     prepare_data
-    # configs/i3d.py = configs/default.py with the reduced I3D, the backbone that learns most
-    # in the CPU budget (README 'Main job'); configs/default.py keeps the tiny ViViT.
-    exec "$VENV/bin/python" -m halluc_jax.main --config "${HALLUC_CONFIG:-configs/i3d.py}" --workdir "$WORKDIR" \
-      --config.data.root="$DATA_DIR" --config.data.annotations="$DATA_DIR/annotations.csv" \
-      --config.data.aux_dir="$DATA_DIR/targets" "$@"
+    # configs/default.py: the ViViT with the conv stem and all five hallucination streams, the
+    # backbone that learns most in the CPU budget (README 'Main job'). Then its RGB-only
+    # counterpart (configs/rgb_only.py, the same config without streams) for comparison
+    # (HALLUC_BASELINE=0 skips it), and both side by side with a paired test across seeds.
+    data_flags=(--config.data.root="$DATA_DIR" --config.data.annotations="$DATA_DIR/annotations.csv")
+    "$VENV/bin/python" -m halluc_jax.main --config "${HALLUC_CONFIG:-configs/default.py}" \
+      --workdir "$WORKDIR" "${data_flags[@]}" --config.data.aux_dir="$DATA_DIR/targets" "$@"
+    if [ "${HALLUC_BASELINE:-1}" != 0 ]; then
+      echo "[run.sh] the RGB-only counterpart (configs/rgb_only.py) in $WORKDIR-rgb_only"
+      "$VENV/bin/python" -m halluc_jax.main --config configs/rgb_only.py \
+        --workdir "$WORKDIR-rgb_only" "${data_flags[@]}" "$@"
+      "$VENV/bin/python" -m halluc_jax.tables --workdirs "$WORKDIR,$WORKDIR-rgb_only" \
+        --baseline rgb_only
+    fi
     ;;
   ablation)
     # The embedded reproduction table (README 'Ablation on the embedded dataset'): every row's

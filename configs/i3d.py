@@ -11,7 +11,8 @@ Run:
   Step time: python -m halluc_jax.bench.train --config configs/i3d.py --real=false --steps 6 \
       --warmup 2
 
-The main job (`bash run.sh`) runs this config on the `objects` preset.
+The main job (`bash run.sh`) ran this config until the ViViT got its conv stem (configs/default.py,
+which now learns more in the same budget).
 
 Result (2026-12-01, seed 0, objects preset, 576 alternating steps, 2-core CPU shared with other
 jobs: 21.7 min wall at load 8-10): val top-1 40.6%, test top-1 43.8% (chance 8.3%); the heads sit
