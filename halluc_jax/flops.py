@@ -28,7 +28,12 @@ def _conv_flops(eqn):
   spec = eqn.params['dimension_numbers']
   out_feature_dim = spec.rhs_spec[0]
   kernel_elems = math.prod(rhs) // rhs[out_feature_dim]
-  return 2.0 * math.prod(eqn.outvars[0].aval.shape) * kernel_elems
+  # A strided conv's input gradient is a conv over the cotangent dilated by the stride
+  # (lhs_dilation): of each window, only 1 / prod(dilation) of the taps meet a real element,
+  # the rest meet inserted zeros. Counting those would bill the transpose at prod(stride)
+  # times its forward conv's multiply-adds.
+  dilation = math.prod(eqn.params.get('lhs_dilation') or (1,))
+  return 2.0 * math.prod(eqn.outvars[0].aval.shape) * kernel_elems / dilation
 
 
 def _sub_jaxprs(value):

@@ -50,3 +50,19 @@ def test_convolution_matches_xla(groups):
   direct = 2 * (2 * 2 * 4 * 4 * 12) * (2 * 4 * 4 * 6 // groups)
   assert flops.traced_flops(conv, x, k) == direct
   assert direct == pytest.approx(conv.lower(x, k).compile().cost_analysis()['flops'], rel=0.01)
+
+
+def test_strided_convolution_gradient_counts_its_forward_multiply_adds():
+  """The input gradient of a stride-2 conv runs as a conv over the stride-dilated cotangent;
+  it is billed as the forward conv's multiply-adds, not 4x (the inserted zeros), and the
+  whole gradient matches XLA's count."""
+  x, k = jnp.ones((2, 16, 16, 8)), jnp.ones((2, 2, 8, 16))
+  conv = lambda x, k: jax.lax.conv_general_dilated(  # pylint: disable=g-long-lambda
+      x, k, (2, 2), 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  forward = 2 * (2 * 8 * 8 * 16) * (2 * 2 * 8)
+  assert flops.traced_flops(jax.jit(conv), x, k) == forward
+  # Forward, input gradient (the dilated conv) and kernel gradient: three times the forward.
+  grads = jax.jit(jax.grad(lambda x, k: jnp.sum(conv(x, k) ** 2), argnums=(0, 1)))
+  assert flops.traced_flops(grads, x, k) == pytest.approx(3 * forward, rel=1e-6)
+  xla = grads.lower(x, k).compile().cost_analysis()['flops']
+  assert 3 * forward == pytest.approx(xla, rel=0.05)

@@ -12,25 +12,32 @@ from test_grad_accum import tiny_config
 from test_train import _config
 
 
-def _step_flops(n):
-  config = tiny_config(**{'train.grad_accum_steps': n})
+def _step_flops(n, stem):
+  config = tiny_config(**{'train.grad_accum_steps': n, 'model.backbone.stem': stem})
   setup = plan.AbstractSetup(config, sharding.make_mesh(config.mesh))
   return plan.compile_train_step(setup, setup.abstract_state, setup.abstract_batch())[1]
 
 
-def test_step_flops_do_not_depend_on_gradient_accumulation():
+# Upper bound of (jaxpr count) / (XLA's CPU count). The jaxpr count bills every kernel tap of a
+# 'SAME' conv; XLA skips the taps that fall on the padding. The conv stem on the tiny 16-px clip
+# (four 3x3 convs down to 1x1) is mostly padding: 7% over XLA here.
+_XLA_BOUND = {'patch': 1.05, 'conv': 1.10}
+
+
+@pytest.mark.parametrize('stem', ['patch', 'conv'])
+def test_step_flops_do_not_depend_on_gradient_accumulation(stem):
   """The jaxpr count multiplies the micro-batch scan body by its length (XLA's cost analysis
   counts it once), and agrees with XLA's CPU count of the unaccumulated step (which adds the
   elementwise work) to a few percent."""
-  flops = _step_flops(1)
+  flops = _step_flops(1, stem)
   assert flops > 0
-  assert _step_flops(4) == pytest.approx(flops, rel=0.01)
-  config = tiny_config()
+  assert _step_flops(4, stem) == pytest.approx(flops, rel=0.01)
+  config = tiny_config(**{'model.backbone.stem': stem})
   setup = plan.AbstractSetup(config, sharding.make_mesh(config.mesh))
   with setup.context():
     compiled = setup.jit_train_step().lower(setup.abstract_state, setup.abstract_batch()).compile()
   xla = plan.cost_flops(compiled) * setup.mesh.size
-  assert 0.5 * xla < flops <= 1.05 * xla
+  assert 0.5 * xla < flops <= _XLA_BOUND[stem] * xla
 
 
 def test_trainer_logs_model_flops_and_achieved_throughput(tiny_dataset, tmp_path):
