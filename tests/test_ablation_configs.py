@@ -57,6 +57,9 @@ def test_config_is_default_plus_its_row(name):
   assert f'--config configs/{name}.py' in source
   # The docstring reports the measured row: mean +- std of top-1 over seeds.
   assert re.search(r'Result \(.+\).*:\s+val top-1\s+[0-9.]+ \+- [0-9.]+%', source), source
+  # A table rendered by `halluc_jax.tables --update` carries this row with its figures.
+  for table in re.findall(r'<!-- table:(\S+) -->(.*?)<!-- /table:\1 -->', source, re.S):
+    assert re.search(rf'^\| {name} \|.*\| [0-9.]+ ± [0-9.]+ \|', table[1], re.M), table
 
 
 def test_trainer_selects_streams_by_group(tmp_path):
