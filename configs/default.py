@@ -68,11 +68,11 @@ def get_config():
   c.extract.max_videos = 0  # 0 = all (debugging)
   c.extract.records_per_shard = 1024
   c.extract.progress = True  # tqdm bar with ETA
-  c.extract.n_eig = 3  # n' / n-dagger of the multi-moment descriptor (SPEC 3.7)
-  c.extract.odf_use_rbf = True  # 1214-style RBF box vectors (SPEC 9.7)
+  c.extract.n_eig = 3  # n' / n-dagger of the multi-moment descriptor (docs/method.md §3.7)
+  c.extract.odf_use_rbf = True  # 1214-style RBF box vectors (docs/method.md §9.7)
   c.extract.stream = ml_collections.ConfigDict()
   # name: (group, source, sketch seed, source params); sketch k of a stream uses seed + k.
-  det = {'score_threshold': 0.3, 'max_boxes': 20, 'crop_scores': True}  # SPEC 9.16
+  det = {'score_threshold': 0.3, 'max_boxes': 20, 'crop_scores': True}  # docs/method.md §9.16
   for name, group, source, seed, params in (
       ('odf_shape', 'odf', 'shape', 11000, dict(det, segmentation='edges', min_side=128,
                                                 grad_threshold=12.0, min_area_frac=0.002)),
@@ -86,7 +86,7 @@ def get_config():
       ('off_hofmbh', 'off', 'flow', 31000, {'method': 'dis', 'feature': 'hof_mbh'})):
     c.extract.stream[name] = ml_collections.ConfigDict({
         'group': group, 'source': source, 'params': params,
-        'd': 128, 'num_sketches': 1, 'seed': seed,  # K = 1 on CPU (paper: K = 8, SPEC 9.6)
+        'd': 128, 'num_sketches': 1, 'seed': seed,  # K = 1 on CPU (paper: K = 8, docs/method.md §9.6)
         'pn': 'sigme', 'pn_params': {'eta': 50.0, 'eps': 1e-6}})
   # Paper-scale sources are imported (formats: halluc_jax/descriptors/sources/external.py), e.g.
   #   c.extract.stream.odf_frcnn = ConfigDict({'group': 'odf', 'source': 'external_det',
@@ -123,7 +123,7 @@ def get_config():
   c.model.streams.dims = {}  # name -> dim when there is no manifest (data.aux_dir = '')
   c.model.streams.groups = {}  # name -> group for weighted-mean fusion, e.g. det1 -> 'odf'
   c.model.streams.sketch_dim = 128  # d per sketch (paper: 128-512), as c.extract.stream.*.d
-  c.model.streams.num_sketches = 1  # K sketches per stream (paper default 8, SPEC 9.6)
+  c.model.streams.num_sketches = 1  # K sketches per stream (paper default 8, docs/method.md §9.6)
   c.model.streams.haf_dim = 0  # 0 = the streams' dim if they share one, else K * d
   c.model.streams.pn = 'asinhe'  # PN at the end of every head
   c.model.streams.pn_params = {'gamma': 100.0}
@@ -138,19 +138,19 @@ def get_config():
   c.model.cenet = ml_collections.ConfigDict()
   c.model.cenet.structure = 'grouped'  # 'diag' | 'grouped' | 'single_block' | 'dense'
   c.model.cenet.hidden_dim = 256
-  c.model.cenet.stop_gradient = True  # CENet sees stop_gradient(psi~) (SPEC 9.3)
+  c.model.cenet.stop_gradient = True  # CENet sees stop_gradient(psi~) (docs/method.md §9.3)
   c.model.cenet.log_diag_clamp = 7.0
 
   # ---- Losses (halluc_jax/losses.py) and update scheme. ----
   c.loss = ml_collections.ConfigDict()
-  c.loss.hallucination = 'uncertainty'  # or 'mse' (SPEC 3.8)
+  c.loss.hallucination = 'uncertainty'  # or 'mse' (docs/method.md §3.8)
   c.loss.kappa = 1.0  # weight of -log|Omega| (1 = twice the Gaussian NLL)
   c.loss.alpha = 1.0  # total = alpha * hallucination + classification
   c.loss.label_smoothing = 0.0
   c.loss.multi_label = False  # sigmoid BCE instead of softmax CE (Charades, MPII)
   c.loss.update_scheme = 'alternating'  # paper's two passes per step, or 'joint'
   c.loss.hal_pass_trains_backbone = True  # pass 1 also updates the backbone (co-supervision)
-  c.loss.robust = 'none'  # 'barron': NOT the paper's loss, an MSE ablation (SPEC 3.13)
+  c.loss.robust = 'none'  # 'barron': NOT the paper's loss, an MSE ablation (docs/method.md §3.13)
   c.loss.barron_alpha = 1.0
   c.loss.barron_scale = 0.5
 
@@ -182,7 +182,7 @@ def get_config():
   c.optim.eps = 1e-8
   c.optim.mu_dtype = 'float32'  # Adam first moment: 'float32' or 'bfloat16' (nu stays float32)
   c.optim.clip_norm = 1.0  # global-norm clipping; 0 = off
-  c.optim.backbone_lr_mult = 1.0  # 0 = frozen backbone; ~0.1 for a pretrained one (SPEC 9.4)
+  c.optim.backbone_lr_mult = 1.0  # 0 = frozen backbone; ~0.1 for a pretrained one (docs/method.md §9.4)
 
   # ---- Mesh and sharding (halluc_jax/sharding.py). ----
   c.mesh = ml_collections.ConfigDict()

@@ -1,6 +1,6 @@
-"""All streams (OFF + ODF + SDF), plain MSE hallucination loss (SPEC 3.8).
+"""All streams (OFF + ODF + SDF), plain MSE hallucination loss (docs/method.md §3.8).
 
-Ablation on the embedded dataset, in the spirit of the "+ODF+SDF MSE" columns of SPEC 8.3 Tables
+Ablation on the embedded dataset, in the spirit of the "+ODF+SDF MSE" columns of docs/method.md §8.3 Tables
 4-5.
 
 Run (one workdir per seed; protocol in README 'Ablation on the embedded dataset'):

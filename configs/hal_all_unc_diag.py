@@ -1,7 +1,7 @@
-"""All streams, uncertainty loss with a diagonal precision factor (SPEC 3.10).
+"""All streams, uncertainty loss with a diagonal precision factor (docs/method.md §3.10).
 
 Ablation on the embedded dataset, in the spirit of the per-dimension (Kendall-Gal-like) special
-case of the "Uncert." columns of SPEC 8.3.
+case of the "Uncert." columns of docs/method.md §8.3.
 
 Run (one workdir per seed; protocol in README 'Ablation on the embedded dataset'):
   python -m halluc_jax.main --config configs/hal_all_unc_diag.py \

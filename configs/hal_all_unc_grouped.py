@@ -1,6 +1,6 @@
-"""All streams, uncertainty loss with grouped Cholesky blocks (SPEC 3.10, 9.1).
+"""All streams, uncertainty loss with grouped Cholesky blocks (docs/method.md §3.10, 9.1).
 
-Ablation on the embedded dataset, in the spirit of the "Uncert." columns of SPEC 8.3 (the
+Ablation on the embedded dataset, in the spirit of the "Uncert." columns of docs/method.md §8.3 (the
 paper's sparse Cholesky, grouped-blocks reading).
 
 Run (one workdir per seed; protocol in README 'Ablation on the embedded dataset'):

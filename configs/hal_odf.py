@@ -1,6 +1,6 @@
 """+ ODF: hallucinate the object-detection-feature streams only, MSE loss.
 
-Ablation on the embedded dataset, in the spirit of the "+ODF MSE" columns of SPEC 8.3 Tables
+Ablation on the embedded dataset, in the spirit of the "+ODF MSE" columns of docs/method.md §8.3 Tables
 4-5.
 
 Run (one workdir per seed; protocol in README 'Ablation on the embedded dataset'):

@@ -1,6 +1,6 @@
 """+ OFF: hallucinate the optical-flow-feature stream only, MSE loss.
 
-Ablation on the embedded dataset, in the spirit of the "+OFF" rows of SPEC 8.3 Table 7.
+Ablation on the embedded dataset, in the spirit of the "+OFF" rows of docs/method.md §8.3 Table 7.
 
 Run (one workdir per seed; protocol in README 'Ablation on the embedded dataset'):
   python -m halluc_jax.main --config configs/hal_off.py \

@@ -1,6 +1,6 @@
 """+ SDF: hallucinate the saliency-detection-feature streams only, MSE loss.
 
-Ablation on the embedded dataset, in the spirit of the "+SDF MSE" columns of SPEC 8.3 Tables
+Ablation on the embedded dataset, in the spirit of the "+SDF MSE" columns of docs/method.md §8.3 Tables
 4-5.
 
 Run (one workdir per seed; protocol in README 'Ablation on the embedded dataset'):

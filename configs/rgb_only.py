@@ -1,7 +1,7 @@
 """RGB-only baseline: the backbone + HAF + PredNet, no hallucination streams.
 
 Ablation on the embedded dataset, in the spirit of the "-" (plain backbone) row of the paper's
-tables (SPEC 8.3).
+tables (docs/method.md §8.3).
 
 Run (one workdir per seed; protocol in README 'Ablation on the embedded dataset'):
   python -m halluc_jax.main --config configs/rgb_only.py \

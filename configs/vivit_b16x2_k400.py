@@ -1,9 +1,9 @@
 """Paper scale: ViViT-B/16x2 spatio-temporal on Kinetics-400, 16 frames at 224 px, bf16.
 
-The large-scale protocol of SPEC 2.6 / Table 10 with the streams of its best Kinetics row
-(+ BoW/FV + OFF): bow, fv1, fv2, off, each d = 128 per sketch and K = 8 sketches (SPEC 9.6),
-uncertainty loss with grouped Cholesky blocks, concat + count sketch to d'_tot = 2000 (SPEC 2.4).
-ViT-B is not one of the "large backbones" that SPEC 9.4 freezes, so it is fine-tuned at 0.1x the
+The large-scale protocol of docs/method.md §2.6 / Table 10 with the streams of its best Kinetics row
+(+ BoW/FV + OFF): bow, fv1, fv2, off, each d = 128 per sketch and K = 8 sketches (docs/method.md §9.6),
+uncertainty loss with grouped Cholesky blocks, concat + count sketch to d'_tot = 2000 (docs/method.md §2.4).
+ViT-B is not one of the "large backbones" that docs/method.md §9.4 freezes, so it is fine-tuned at 0.1x the
 learning rate, co-supervised by the hallucination pass (the paper's two passes per step).
 Batch: 64 clips = 8 per device on 8 devices. Stream dims come from `model.streams.dims`; set
 `data.aux_dir` to the extracted targets (manifest dims must match) for a real run.
@@ -53,7 +53,7 @@ def get_config(variant='B/16x2', backbone_lr_mult=0.1):
   d.aux_dir = ''  # no manifest here: dims from c.model.streams.dims
 
   m = c.model
-  m.dtype = 'bfloat16'  # SPEC 9.18: bf16 compute, float32 params and loss
+  m.dtype = 'bfloat16'  # docs/method.md §9.18: bf16 compute, float32 params and loss
   m.backbone.variant = variant
   m.backbone.overrides = {}  # the full depth of the variant
   m.backbone.kind = 'spatio_temporal'

@@ -1,8 +1,8 @@
-"""Paper scale: ViViT-L/16x2 spatio-temporal on Kinetics-400, frozen backbone (SPEC 9.4).
+"""Paper scale: ViViT-L/16x2 spatio-temporal on Kinetics-400, frozen backbone (docs/method.md §9.4).
 
 Everything as configs/vivit_b16x2_k400.py (16 frames at 224 px, bf16, 8 clips per device on 8
 devices, streams bow/fv1/fv2/off with d = 128 and K = 8, uncertainty loss, concat + sketch to
-2000) except the backbone: ViT-L (24 blocks, width 1024), frozen as SPEC 9.4 prescribes for
+2000) except the backbone: ViT-L (24 blocks, width 1024), frozen as docs/method.md §9.4 prescribes for
 large backbones, so only streams, HAF, CENet and PredNet train on its pooled tokens and the
 train step runs the backbone forward only (no backward).
 

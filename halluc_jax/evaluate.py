@@ -1,4 +1,4 @@
-"""Multi-view video evaluation from RGB only (SPEC sections 2.6 and 7).
+"""Multi-view video evaluation from RGB only (docs/method.md §2.6 and §7).
 
 `evaluate` runs a predict function over an eval iterator whose batches hold several views
 (clips x crops) per video, averages class probabilities over each video's valid views, and

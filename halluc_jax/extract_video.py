@@ -9,7 +9,7 @@ A stream is described by a plain dict (one entry of `config.extract.stream`):
                  'external_det' | 'external_sal'              (odf / sdf from files, external.py)
   params         keyword arguments of the source (detector thresholds, flow method, file path...)
   d, num_sketches, seed   target = concat_k sketch_k(PN(l2(psi))), sketch k seeded seed + k
-  pn, pn_params  GT power normalisation (SigmE eta=50 by default, SPEC.md 3.3)
+  pn, pn_params  GT power normalisation (SigmE eta=50 by default, docs/method.md §3.3)
 
 Sources are built once per process (`sources_for`). `compute_streams` returns, per stream, the
 float32 target [num_sketches * d] and whether it is present (False: no boxes, all-zero maps, or

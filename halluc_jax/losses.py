@@ -1,4 +1,4 @@
-"""Losses, as pure functions of model outputs and a batch (SPEC.md 3.8-3.11, 3.13).
+"""Losses, as pure functions of model outputs and a batch (docs/method.md §3.8-3.11, 3.13).
 
 Batch keys: 'label' int32 [B] (or float32 [B, C] multi-hot / soft targets), 'valid' float32 [B]
 (0 = padding), 'aux' {stream: [B, dim]} sketched PN'd targets, 'aux_mask' {stream: [B]} (0 = the
@@ -58,7 +58,7 @@ def sigmoid_binary_cross_entropy(logits, multi_hot, weights=None):
 
 
 def barron_loss(x, alpha=1.0, scale=1.0):
-  """Barron's general robust loss rho(x; alpha, c), element-wise (SPEC 3.13; NOT the paper's).
+  """Barron's general robust loss rho(x; alpha, c), element-wise (docs/method.md §3.13; NOT the paper's).
 
   alpha=2: L2 (x/c)^2 / 2; alpha=1: pseudo-Huber; alpha=0: Cauchy; alpha=-inf: Welsch.
   """
@@ -119,11 +119,11 @@ def _stream_inputs(outputs, batch):
 
 
 def hallucination_loss(outputs, batch, loss_cfg):
-  """MSE (SPEC 3.8) or uncertainty (3.10) hallucination loss, masked by aux_mask * valid.
+  """MSE (docs/method.md §3.8) or uncertainty (3.10) hallucination loss, masked by aux_mask * valid.
 
   MSE: (1/|H|) sum_i of stream i's squared error ||psi~_i - psi'_i||^2 averaged over the samples
   that have target i (optionally Barron's rho instead of the square). Uncertainty:
-  r^T Omega r - kappa log|Omega| over the observed coordinates, divided by d' (SPEC 9.11), averaged
+  r^T Omega r - kappa log|Omega| over the observed coordinates, divided by d' (docs/method.md §9.11), averaged
   over valid samples.
 
   Returns:
@@ -173,7 +173,7 @@ def hallucination_loss(outputs, batch, loss_cfg):
 
 
 def total_loss(outputs, batch, loss_cfg):
-  """Joint objective alpha * hallucination + classification (SPEC 3.11), with merged metrics."""
+  """Joint objective alpha * hallucination + classification (docs/method.md §3.11), with merged metrics."""
   hal, hal_metrics = hallucination_loss(outputs, batch, loss_cfg)
   cls, cls_metrics = classification_loss(outputs, batch, loss_cfg)
   loss = loss_cfg.get('alpha', 1.0) * hal + cls

@@ -1,4 +1,4 @@
-"""Uncertainty ("robust") hallucination loss, SPEC.md 3.10: r^T Omega r - kappa log|Omega|.
+"""Uncertainty ("robust") hallucination loss, docs/method.md §3.10: r^T Omega r - kappa log|Omega|.
 
 Omega = w w^T is the precision of the residual r, w lower triangular with w_ii = exp(l_ii). Then
 r^T Omega r = ||w^T r||^2 and log|Omega| = 2 sum_i l_ii, so Omega is never formed. Structures of w
@@ -6,7 +6,7 @@ r^T Omega r = ||w^T r||^2 and log|Omega| = 2 sum_i l_ii, so Omega is never forme
 
   diag          {'log_diag': [B, d']}                       heteroscedastic, per dimension
   grouped       {'log_diag': [B, m, d*], 'off_diag': [B, m, d*(d*-1)/2]}
-                one full d* x d* block per sketch coordinate k across the d* streams (SPEC 9.1)
+                one full d* x d* block per sketch coordinate k across the d* streams (docs/method.md §9.1)
   single_block  {'log_diag': [B, m, d*], 'off_diag': [B, d*(d*-1)/2]}   one block shared by all k
   dense         {'log_diag': [B, d'], 'off_diag': [B, d'(d'-1)/2]}      full w, small d' only
 

@@ -3,7 +3,7 @@
 Parameter groups come from `models.hallucinator.param_labels`: 'backbone', 'streams', 'haf',
 'cenet', 'prednet'. Every group gets the same Adam/AdamW and schedule; the backbone's learning
 rate is scaled by `optim.backbone_lr_mult` (0 freezes it with `optax.set_to_zero`, so no Adam
-moments are even allocated for it; SPEC.md 9.4). The alternating scheme of SPEC.md 3.11 builds
+moments are even allocated for it; docs/method.md §9.4). The alternating scheme of docs/method.md §3.11 builds
 one optimiser per pass, each restricted to the groups that pass may update. `optim.mu_dtype`
 'bfloat16' stores Adam's first moment in bf16.
 """
@@ -18,7 +18,7 @@ def make_schedule(optim_cfg, steps_per_epoch, total_steps):
   """Learning rate as a function of the step (`optax.Schedule`).
 
   Schedules:
-    'halve_every': the paper's, lr * 0.5 ** floor(epoch / halve_every_epochs) (SPEC.md 7).
+    'halve_every': the paper's, lr * 0.5 ** floor(epoch / halve_every_epochs) (docs/method.md §7).
     'cosine': cosine decay to `lr * final_lr_frac` over the run.
     'constant': lr.
   All of them start with `warmup_steps` of linear warm-up from 0 when that is > 0.
@@ -129,7 +129,7 @@ def pass_groups(optim_cfg, update_scheme, hal_groups=('streams', 'cenet')):
 
 
 def make_optimizers(optim_cfg, update_scheme, schedule, labels, hal_groups=('streams', 'cenet')):
-  """Optimisers keyed by pass, {'joint': tx} or {'hal': tx1, 'cls': tx2} (SPEC.md 3.11), over
+  """Optimisers keyed by pass, {'joint': tx} or {'hal': tx1, 'cls': tx2} (docs/method.md §3.11), over
   the groups of `pass_groups`. Each pass keeps its own Adam moments."""
   return {name: make_optimizer(optim_cfg, schedule, labels, groups)
           for name, groups in pass_groups(optim_cfg, update_scheme, hal_groups).items()}

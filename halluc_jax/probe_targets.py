@@ -6,7 +6,7 @@ and eval splits and prints, per stream and for all streams concatenated:
 
   probe top-1   a ridge-regression linear probe (one-hot least squares on standardised
                 features) fitted on train targets, scored on eval targets: the class signal of
-                the ground-truth descriptor. Usable as the fusion score w'_i of SPEC Eq. 22
+                the ground-truth descriptor. Usable as the fusion score w'_i of the paper's Eq. 22 (docs/method.md §3.12)
                 (`config.model.fusion.scores`).
   mean cosine   cosine similarity of the train-mean target with each eval target: what a head
                 that only learnt the mean scores in the trainer's hallucination-quality metric.

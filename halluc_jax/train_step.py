@@ -1,4 +1,4 @@
-"""Train state and the (to-be-jitted) update steps: joint and alternating (SPEC.md 3.11, 9.5).
+"""Train state and the (to-be-jitted) update steps: joint and alternating (docs/method.md §3.11, 9.5).
 
 Joint: one gradient step on the total loss alpha * L_hal + L_cls.
 Alternating: two optimiser updates on the same mini-batch, each with its own Adam moments:

@@ -1,4 +1,4 @@
-"""Per-stream predicted uncertainty from CENet's precision Cholesky factor (SPEC 3.10).
+"""Per-stream predicted uncertainty from CENet's precision Cholesky factor (docs/method.md §3.10).
 
 CENet predicts w with Omega = w w^T the precision of the hallucination residual. The predicted
 covariance is Sigma = Omega^-1 = w^-T w^-1, so Sigma_ii is the squared norm of column i of w^-1.

@@ -1,4 +1,4 @@
-"""Multi-moment descriptor (SPEC.md 3.7, 9.9) vs a plain re-implementation, plus invariances."""
+"""Multi-moment descriptor (docs/method.md §3.7, 9.9) vs a plain re-implementation, plus invariances."""
 import numpy as np
 import pytest
 
@@ -6,7 +6,7 @@ from halluc_jax.descriptors import moments
 
 
 def plain_multi_moment(cols, weights, n_eig):
-  """SPEC.md 3.7 written out with loops; eigenvectors from the d x d matrix Y Y^T."""
+  """docs/method.md §3.7 written out with loops; eigenvectors from the d x d matrix Y Y^T."""
   num, d = cols.shape
   mean = np.array([sum(cols[n, k] for n in range(num)) / num for k in range(d)])
   centred = cols - mean

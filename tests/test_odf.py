@@ -1,4 +1,4 @@
-"""ODF (SPEC.md section 4): per-box vectors against plain loops, dimensions, weighting, errors."""
+"""ODF (docs/method.md §4): per-box vectors against plain loops, dimensions, weighting, errors."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Power normalisations (SPEC.md 3.3) vs plain loops; order, oddness, range, numpy/jax parity."""
+"""Power normalisations (docs/method.md §3.3) vs plain loops; order, oddness, range, numpy/jax parity."""
 import math
 
 import jax

@@ -1,4 +1,4 @@
-"""RBF pivot embedding (SPEC.md 3.5) against plain loops, circular wrap-around, numpy/jax parity."""
+"""RBF pivot embedding (docs/method.md §3.5) against plain loops, circular wrap-around, numpy/jax parity."""
 import math
 
 import jax.numpy as jnp

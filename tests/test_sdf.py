@@ -1,4 +1,4 @@
-"""SDF (SPEC.md section 5): frame vector vs plain per-pixel loops, dimensions, orientation peaks."""
+"""SDF (docs/method.md §5): frame vector vs plain per-pixel loops, dimensions, orientation peaks."""
 import math
 
 import numpy as np
@@ -8,7 +8,7 @@ from halluc_jax.descriptors import moments, sdf
 
 
 def plain_frame(sal, gist, num_orient=12, num_spatial=5, sigma=0.5):
-  """SPEC.md 5 written pixel by pixel; `sal` is already at working size, gist divides its sides."""
+  """docs/method.md §5 written pixel by pixel; `sal` is already at working size, gist divides its sides."""
   h, w = sal.shape
   hist = np.zeros((num_orient, num_spatial, num_spatial))
   at = lambda r, c: sal[min(max(r, 0), h - 1), min(max(c, 0), w - 1)]  # edge-replicated

@@ -1,4 +1,4 @@
-"""Count sketch (SPEC.md 3.4): segment sum vs loops and the dense P, unbiased inner products."""
+"""Count sketch (docs/method.md §3.4): segment sum vs loops and the dense P, unbiased inner products."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -82,7 +82,7 @@ def test_wrong_dimension_raises():
 
 
 def test_inner_products_are_unbiased_over_seeds():
-  """E<P a, P b> = <a, b>; Var <= (<a,b>^2 + |a|^2 |b|^2) / d' (SPEC.md 3.4)."""
+  """E<P a, P b> = <a, b>; Var <= (<a,b>^2 + |a|^2 |b|^2) / d' (docs/method.md §3.4)."""
   rng = np.random.default_rng(5)
   d_in, d_out, num_seeds = 64, 16, 4000
   a = rng.normal(size=d_in)

@@ -1,4 +1,4 @@
-"""GT target = sketch(PN(l2-normalised descriptor)) (SPEC.md 3.7 step 7, 9.10), vs plain loops."""
+"""GT target = sketch(PN(l2-normalised descriptor)) (docs/method.md §3.7 step 7, 9.10), vs plain loops."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Cost of each target-extraction stage, next to the paper's quoted costs (SPEC.md 8.4).
+"""Cost of each target-extraction stage, next to the paper's quoted costs (docs/method.md §8.4).
 
   python -m halluc_jax.bench.descriptors [--data_dir data/synthetic_objects --num_videos 8
       --frames_per_video 32 --long_frames 300 --config configs/default.py]
@@ -27,7 +27,7 @@ from halluc_jax.descriptors import flow as flow_lib
 from halluc_jax.descriptors import odf, sdf
 from halluc_jax.descriptors.sources import LABEL_SPACE
 
-# Paper's seconds per frame (SPEC.md 8.4, Tables 11-12), for the stand-in each source plays.
+# Paper's seconds per frame (docs/method.md §8.4, Tables 11-12), for the stand-in each source plays.
 PAPER = {'shape': ('DET1 IncV2', 0.07), 'hog': ('DET2 IncResV2', 0.38),
          'haar': ('DET3 Res101-AVA', 0.10), 'mser': ('DET4 NASNet', 0.91),
          'spectral': ('MNL', 0.60), 'fine_grained': ('MNL', 0.60), 'motion': ('ACLNet', 0.30)}

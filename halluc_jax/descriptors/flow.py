@@ -1,6 +1,6 @@
 """Optical-flow features (OFF): HOF/MBH-style flow histograms, not I3D features.
 
-SPEC.md 6 uses the 1024-d I3D flow-stream feature on LDOF flow. No pretrained flow network can
+docs/method.md §6 uses the 1024-d I3D flow-stream feature on LDOF flow. No pretrained flow network can
 be downloaded here, so the default OFF target is a hand-crafted descriptor of dense OpenCV flow
 (DIS or Farneback), in the spirit of the IDT HOF and MBH descriptors:
 

@@ -1,4 +1,4 @@
-"""The multi-moment descriptor shared by ODF, SDF and the flow features (SPEC.md 3.7, 9.9).
+"""The multi-moment descriptor shared by ODF, SDF and the flow features (docs/method.md §3.7, 9.9).
 
 For N columns v_n in R^d (boxes of a video, or frames) the descriptor is, in float64,
 
@@ -8,10 +8,10 @@ with mu the mean column, c_n = v_n - mu, u_i the top left singular vectors of th
 matrix Y = [w_1 c_1, ..., w_N c_N] (singular values lambda), and k2, k3, k4 the per-dimension
 central moments mean_n(c^r). Its length is d * (4 + n').
 
-Following SPEC.md 3.7 literally, the weights enter only Y (and so the subspace and the eigenvalue
+Following docs/method.md §3.7 literally, the weights enter only Y (and so the subspace and the eigenvalue
 block); mu and the central moments are plain means over the columns.
 
-Degenerate cases (SPEC.md 9.9):
+Degenerate cases (docs/method.md §9.9):
   * N == 0: all zeros; the caller masks the target (see `odf.odf_descriptor`).
   * ||mu|| < eps: the mean block is zeros rather than a direction blown up from rounding noise.
   * k2 < eps: skewness and kurtosis are 0 for that dimension. Elsewhere they are the exact ratios

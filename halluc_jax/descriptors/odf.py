@@ -1,4 +1,4 @@
-"""Object Detection Features (ODF, SPEC.md section 4): per-box vectors and the per-video descriptor.
+"""Object Detection Features (ODF, docs/method.md §4): per-box vectors and the per-video descriptor.
 
 Per box (one detector), in this order:
   [ one-hot class in the shared label space (label_space)
@@ -6,7 +6,7 @@ Per box (one detector), in this order:
   ; RBF(confidence) (Z)
   ; RBF(ymin), RBF(xmin), RBF(ymax), RBF(xmax) (4 Z; TF box order, normalised to [0, 1])
   ; RBF(frame index t / (tau - 1)) (Z) ]
-With use_rbf=False each RBF block is the raw scalar (SPEC.md 9.7). With the paper's sizes
+With use_rbf=False each RBF block is the raw scalar (docs/method.md §9.7). With the paper's sizes
 (171 classes, 1001 ImageNet scores, Z = 7) a box has 1214 dims with RBF and 1178 without.
 
 The per-video descriptor is the multi-moment descriptor (moments.py) of all boxes with weights

@@ -1,4 +1,4 @@
-"""Power normalisations (SPEC.md 3.3): AsinhE, SigmE, AxMin and Gamma.
+"""Power normalisations (docs/method.md §3.3): AsinhE, SigmE, AxMin and Gamma.
 
 Each is a pure function of an array; numpy inputs give numpy outputs (float64 offline maths),
 jax inputs give jax outputs (stream heads). The l2 norm in SigmE and AxMin is taken over the

@@ -1,4 +1,4 @@
-"""RBF "pivot" embedding of scalars in [0, 1] (SPEC.md 3.5).
+"""RBF "pivot" embedding of scalars in [0, 1] (docs/method.md §3.5).
 
 phi(x)_z = exp(-dist(x, zeta_z)^2 / sigma^2) for Z pivots zeta_z. The embedding linearises an
 RBF kernel, G(x - x') ~ c <phi(x), phi(x')>, so sums of embedded scalars behave like soft

@@ -1,6 +1,6 @@
-"""Saliency Detection Features (SDF, SPEC.md section 5).
+"""Saliency Detection Features (SDF, docs/method.md §5).
 
-Per saliency frame S (resized to work_size x work_size, SPEC.md 9.8):
+Per saliency frame S (resized to work_size x work_size, docs/method.md §9.8):
   1. gradients with [-1, 0, 1] and its transpose (edge-replicated borders), amplitude
      A = sqrt(gx^2 + gy^2) and orientation theta = atan2(gy, gx) in [0, 2 pi);
   2. spatio-angular histogram sum_pixels A * circRBF(theta / 2 pi; 12) (x) RBF(x; 5) (x) RBF(y; 5)

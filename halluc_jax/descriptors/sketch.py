@@ -1,4 +1,4 @@
-"""Count sketch (SPEC.md 3.4): p(x) = P x with P[h(j), j] = s(j), as a segment sum.
+"""Count sketch (docs/method.md §3.4): p(x) = P x with P[h(j), j] = s(j), as a segment sum.
 
 The hash h and signs s are drawn once from a seeded PCG64 generator, so the same
 (d_in, d_out, seed) gives the same sketch on every machine, offline and in-graph.

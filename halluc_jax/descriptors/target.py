@@ -1,6 +1,6 @@
 """Ground-truth target of a hallucination stream: sketch(PN(l2-normalised descriptor)).
 
-SPEC.md 3.7 step 7 and 9.10: a raw per-video descriptor (ODF, SDF, flow features, ...) is
+docs/method.md §3.7 step 7 and 9.10: a raw per-video descriptor (ODF, SDF, flow features, ...) is
 l2-normalised, power-normalised (SigmE for ODF/SDF by default), then count-sketched to d with a
 sketch matrix fixed per modality, so every stream regresses a d-dimensional vector.
 """

@@ -1,4 +1,4 @@
-"""Models: ViViT or I3D backbone, hallucination streams, fusion, PredNet, CENet (SPEC.md 2.1-2.5).
+"""Models: ViViT or I3D backbone, hallucination streams, fusion, PredNet, CENet (docs/method.md §2.1-2.5).
 
 Entry points: `hallucinator.build_model(config.model, stream_dims, num_classes)` and
 `hallucinator.param_labels(params)`.

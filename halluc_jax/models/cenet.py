@@ -1,8 +1,8 @@
-"""Covariance Estimation Network (CENet), SPEC.md 2.5 and 3.10.
+"""Covariance Estimation Network (CENet), docs/method.md §2.5 and 3.10.
 
 Dense -> BatchNorm -> ReLU -> Dense, producing the free entries of the lower-triangular Cholesky
 factor w of the residual's precision, in the layout of `halluc_jax.losses_uncertainty`. The
-log-diagonal is clamped (SPEC 9.2) so exp(l) stays finite. Training-only: the test-time path of
+log-diagonal is clamped (docs/method.md §9.2) so exp(l) stays finite. Training-only: the test-time path of
 the model never calls it.
 """
 import math
@@ -25,7 +25,7 @@ class CENet(nn.Module):
     structure: 'diag', 'grouped' (default), 'single_block' or 'dense'.
     hidden_dim: width of the hidden layer.
     stop_gradient: feed stop_gradient(psi~) so the heads cannot lower the loss through Omega
-      (SPEC 9.3); the residual term still trains the heads.
+      (docs/method.md §9.3); the residual term still trains the heads.
     log_diag_clamp: l_ii is clipped to [-c, c].
   """
   structure: str = 'grouped'

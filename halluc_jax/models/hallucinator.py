@@ -4,7 +4,7 @@ The backbone is ViViT (X [B, D]) or I3D (X [B, T'', C]), by `config.model.backbo
 
 Training (`train=True`) also returns CENet's Cholesky factor for the uncertainty loss; the test
 path takes RGB only and skips CENet. Parameters sit in five top-level groups, named by
-`param_labels`, so the trainer can update them separately (SPEC 2.6, the alternating scheme):
+`param_labels`, so the trainer can update them separately (docs/method.md §2.6, the alternating scheme):
 
   backbone  streams  haf  cenet  prednet
 """
@@ -21,7 +21,7 @@ from halluc_jax.models.variants import decode_i3d_variant, decode_variant
 from halluc_jax.models.vivit import ViViT
 
 PARAM_GROUPS = ('backbone', 'streams', 'haf', 'cenet', 'prednet')
-HALLUCINATION_PASS_GROUPS = ('streams', 'cenet')  # pass 1 of the alternating scheme (SPEC 3.11)
+HALLUCINATION_PASS_GROUPS = ('streams', 'cenet')  # pass 1 of the alternating scheme (docs/method.md §3.11)
 BACKBONES = ('vivit', 'i3d')
 
 

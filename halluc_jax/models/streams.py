@@ -1,4 +1,4 @@
-"""Hallucination streams, HAF, fusion and PredNet (SPEC.md 2.2-2.4, 3.12).
+"""Hallucination streams, HAF, fusion and PredNet (docs/method.md §2.2-2.4, 3.12).
 
 A stream head maps the backbone's X to K sketches of d dims each, power-normalised per sketch:
 a pooled vector X [B, D] (ViViT) through Dense -> PN; a temporal map X [B, T'', C] (I3D) through
@@ -88,7 +88,7 @@ class Streams(nn.Module):
 
 
 def stream_weights(scores, beta, rho=0.1):
-  """Eq. 22 weights without the outer 1/|T| (SPEC.md 9.12).
+  """Eq. 22 weights without the outer 1/|T| (docs/method.md §9.12).
 
   w_i = max(s_i^beta, rho) / sum_j max(s_j^beta, rho), so the weights sum to 1.
 

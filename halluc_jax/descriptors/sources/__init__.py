@@ -4,7 +4,7 @@ Built-in sources are classical OpenCV models, so extraction runs anywhere withou
 (`detectors.py`, `saliency.py`); paper-scale outputs (Faster R-CNN boxes, MNL/ACLNet maps) are
 imported from files (`external.py`).
 
-Shared label space of the built-in detectors (the one-hot delta(y_det) of SPEC.md 4). Every
+Shared label space of the built-in detectors (the one-hot delta(y_det) of docs/method.md §4). Every
 detector writes its class ids into this one space, so one ODF layout serves every detector
 stream, as the paper's COCO+AVA space (171 slots) serves its four Faster R-CNNs:
 

@@ -14,7 +14,7 @@
 All detectors take RGB uint8 frames [T, H, W, 3] plus their frame indices and return one video's
 `Detections` with boxes normalised to [0, 1] in (ymin, xmin, ymax, xmax) order, scores in [0, 1],
 ids in the shared `LABEL_SPACE`, at most `max_boxes` boxes with score >= `score_threshold` per
-frame (SPEC.md 9.16), and, optionally, per-box crop scores: a saturation-weighted hue histogram
+frame (docs/method.md §9.16), and, optionally, per-box crop scores: a saturation-weighted hue histogram
 of the box crop (12 hue bins + dark + grey), l1-normalised, standing in for the paper's ImageNet
 classifier run on each crop (y_inet).
 """

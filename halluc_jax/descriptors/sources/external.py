@@ -16,7 +16,7 @@ stored as any of: a directory with one `<video_id>.json` per video (ids with '/'
 a `.jsonl` file with one object per line, a `.json` file holding one object or a list, or a
 `.csv` file with header `video_id,num_frames,detector,frame,ymin,xmin,ymax,xmax,class_id,score`
 (one row per box; no class scores). Frames without boxes may be omitted or have empty lists.
-Boxes are kept as given: apply your score threshold / top-k before export (SPEC.md 9.16
+Boxes are kept as given: apply your score threshold / top-k before export (docs/method.md §9.16
 suggests score >= 0.3 and <= 20 boxes per frame).
 
 Saliency maps (one SDF stream per model). Per video, either `<dir>/<video_id>.npz` holding a
