@@ -13,7 +13,8 @@ The fingerprint covers the stream's config, the frame sampling and a format vers
 content of external files: after regenerating external detections or maps, delete the cache.
 
 Manifest, per stream: dim (= num_sketches * d), raw_dim, group, sketch_dim, num_sketches,
-sketch_seeds, pn {name, params}, source {name, opencv_version, parameters}, num_present; plus
+sketch_seeds, pn {name, params}, moments {blocks, n_eig, eig_sign} (the multi-moment descriptor's
+settings), source {name, opencv_version, parameters}, num_present; plus
 `skipped_videos` {video_id: reason} (unreadable files are logged, counted and skipped) and
 `target_stats`: the per-dimension mean and std of every stream over the valid targets of the
 train split (`config.data.train_split`) only, the statistics `config.data.standardize_targets`
@@ -40,6 +41,7 @@ import numpy as np
 
 from halluc_jax import extract_video
 from halluc_jax.data import annotations
+from halluc_jax.descriptors import moments
 
 CACHE_DIR = 'cache'
 FORMAT_VERSION = 1  # bump when the maths changes so old caches are recomputed
@@ -60,6 +62,8 @@ def stream_specs(ex, names=None):
         ex.stream[name])
     spec.setdefault('n_eig', int(ex.n_eig))
     spec.setdefault('use_rbf', bool(ex.odf_use_rbf))
+    spec.setdefault('eig_sign', str(ex.get('eig_sign', 'max_entry')))
+    spec.setdefault('moments', str(ex.get('moments', ','.join(moments.MOMENT_BLOCKS))))
     extract_video.validate_stream(name, spec)
     specs[name] = spec
   return specs
@@ -176,6 +180,8 @@ def build_manifest(specs, results, skipped, config):
         'sketch_dim': int(spec['d']), 'num_sketches': int(spec['num_sketches']),
         'sketch_seeds': [int(spec['seed']) + k for k in range(int(spec['num_sketches']))],
         'pn': {'name': spec.get('pn', 'sigme'), 'params': dict(spec.get('pn_params') or {})},
+        'moments': {'blocks': list(moments.parse_blocks(spec['moments'])),
+                    'n_eig': int(spec['n_eig']), 'eig_sign': spec['eig_sign']},
         'source': extract_video.source_description(name, spec),
         'num_present': len(present)}
   return {'streams': streams, 'skipped_videos': skipped, 'num_videos': len(results),

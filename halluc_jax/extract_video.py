@@ -20,7 +20,7 @@ import numpy as np
 
 from halluc_jax.data import video as video_io
 from halluc_jax.descriptors import flow as flow_lib
-from halluc_jax.descriptors import odf, sdf, target
+from halluc_jax.descriptors import moments, odf, sdf, target
 from halluc_jax.descriptors.sketch import CountSketch
 from halluc_jax.descriptors.sources import LABEL_SPACE, detectors, external, saliency
 
@@ -41,6 +41,13 @@ def validate_stream(name, spec):
   if source not in SOURCES[group]:
     raise ValueError(f'config.extract.stream.{name}.source={source!r}: group {group!r} takes '
                      f'one of {SOURCES[group]}.')
+  if spec.get('eig_sign', 'max_entry') not in moments.EIG_SIGNS:
+    raise ValueError(f"config.extract.stream.{name}.eig_sign={spec.get('eig_sign')!r}: expected "
+                     f'one of {moments.EIG_SIGNS}.')
+  try:
+    moments.parse_blocks(spec.get('moments', moments.MOMENT_BLOCKS))
+  except ValueError as e:
+    raise ValueError(f'config.extract.stream.{name}.moments: {e}') from None
   if int(spec.get('d', 0)) < 1 or int(spec.get('num_sketches', 0)) < 1:
     raise ValueError(f'config.extract.stream.{name}: d and num_sketches must be >= 1.')
 
@@ -57,7 +64,9 @@ def sources_for(name, spec):
     elif source == 'flow':
       method = params.pop('method', 'dis')
       built = (method, flow_lib.make_flow_feature(params.pop('feature', 'hof_mbh'),
-                                                  n_eig=spec['n_eig'], **params))
+                                                  n_eig=spec['n_eig'],
+                                                  eig_sign=spec.get('eig_sign', 'max_entry'),
+                                                  **params))
     elif source == 'external_det':
       built = external.ExternalDetections(**params)
     else:
@@ -99,10 +108,20 @@ def sketch_target(vec, spec):
 
 
 def _raw_descriptor(name, spec, clip, video_id):
-  """(raw descriptor float64 or None when absent, stats dict) of one stream."""
+  """(raw descriptor float64 or None when absent, stats dict) of one stream, with the
+  multi-moment blocks of spec['moments'] (all by default)."""
+  vec, stats = _full_descriptor(name, spec, clip, video_id)
+  if vec is not None:
+    vec = moments.select_blocks(vec, int(spec['n_eig']), spec.get('moments', moments.MOMENT_BLOCKS))
+  return vec, stats
+
+
+def _full_descriptor(name, spec, clip, video_id):
+  """(full multi-moment descriptor float64 or None when absent, stats dict) of one stream."""
   source, built = spec['source'], sources_for(name, spec)
   n_eig = int(spec['n_eig'])
-  odf_kw = {'use_rbf': bool(spec.get('use_rbf', True)), 'n_eig': n_eig}
+  eig_sign = str(spec.get('eig_sign', 'max_entry'))
+  odf_kw = {'use_rbf': bool(spec.get('use_rbf', True)), 'n_eig': n_eig, 'eig_sign': eig_sign}
   if source in detectors.DETECTOR_KINDS:
     dets = built(clip['frames'], clip['indices'])
     vec, present = odf.odf_descriptor(dets, clip['num_frames'], len(LABEL_SPACE),
@@ -132,7 +151,8 @@ def _raw_descriptor(name, spec, clip, video_id):
     maps = built(clip['frames'])
   if not np.any(maps > 0):
     return None, {'num_maps': len(maps)}
-  return sdf.sdf_descriptor(maps, n_eig=n_eig, **dict(spec.get('sdf_params') or {})), {
+  return sdf.sdf_descriptor(maps, n_eig=n_eig, eig_sign=eig_sign,
+                            **dict(spec.get('sdf_params') or {})), {
       'num_maps': len(maps)}
 
 

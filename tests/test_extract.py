@@ -71,12 +71,15 @@ def test_manifest_describes_every_stream(first_run):
     assert entry['source']['name'] == spec.source
     assert entry['source']['opencv_version'] == cv2.__version__
     assert 0 <= entry['num_present'] <= num_train
+    assert entry['moments'] == {'blocks': ['mean', 'eig'], 'n_eig': 1, 'eig_sign': 'time'}
+  # [mean; u_1] of the per-box (per-frame) columns: 2 column lengths.
   crop_dim = detectors.CROP_SCORE_DIM
-  assert streams['odf_shape']['raw_dim'] == odf.odf_dim(len(LABEL_SPACE), crop_dim, n_eig=3)
-  assert streams['sdf_spectral']['raw_dim'] == sdf.sdf_dim(n_eig=3)
-  assert streams['off_hofmbh']['raw_dim'] == flow.hof_mbh_feature().dim
-  assert streams['odf_shape']['num_present'] == num_train  # every clip has shapes
-  assert streams['odf_shape']['source']['parameters']['score_threshold'] == 0.3
+  assert streams['odf_shape']['raw_dim'] == 2 * odf.odf_box_dim(len(LABEL_SPACE), crop_dim)
+  assert streams['sdf_spectral']['raw_dim'] == 2 * sdf.sdf_frame_dim()
+  assert streams['off_hofmbh']['raw_dim'] == 2 * flow.flow_frame_dim()
+  # score >= 0.9 keeps actor-sized shapes only; 4 frames of a motion-family clip may show none
+  assert streams['odf_shape']['num_present'] > num_train // 2
+  assert streams['odf_shape']['source']['parameters']['score_threshold'] == 0.9
   assert store.manifest['skipped_videos'].keys() == {CORRUPT_ID}
 
 
@@ -179,6 +182,25 @@ def test_unknown_stream_is_a_clear_error(first_run):
                    streams='odf_shape,odf_yolo')
   with pytest.raises(ValueError, match='odf_yolo'):
     extract.run_extraction(config)
+
+
+@pytest.mark.parametrize('key,value', [('eig_sign', 'largest'), ('moments', 'mean,cov')])
+def test_bad_descriptor_settings_are_a_clear_error(first_run, key, value):
+  config = _config(pathlib.Path(first_run[0].data.root), '/tmp/unused', streams='odf_shape')
+  config.extract[key] = value
+  with pytest.raises(ValueError, match=f'odf_shape.{key}'):
+    extract.run_extraction(config)
+
+
+def test_paper_descriptor_settings_give_the_full_psi(first_run, tmp_path):
+  config = _config(pathlib.Path(first_run[0].data.root), tmp_path / 'paper',
+                   streams='sdf_spectral', n_eig=3, eig_sign='max_entry',
+                   moments='mean,eig,skew,kurt,eigval')
+  extract.run_extraction(config)
+  entry = AuxTargetStore(str(tmp_path / 'paper')).manifest['streams']['sdf_spectral']
+  assert entry['raw_dim'] == sdf.sdf_dim(n_eig=3)
+  assert entry['moments'] == {'blocks': ['mean', 'eig', 'skew', 'kurt', 'eigval'], 'n_eig': 3,
+                              'eig_sign': 'max_entry'}
 
 
 def test_visualize_writes_a_png_per_stream_grid(tiny_dataset, tmp_path):

@@ -132,3 +132,23 @@ def test_bad_inputs_raise():
     flow.flow_frame_features(np.full((16, 16, 2), np.nan))
   with pytest.raises(ValueError, match='J>=1'):
     flow.flow_descriptor(np.zeros((0, 8, 8, 2)))
+
+
+def test_camera_median_cancels_a_panning_camera_in_hof_only():
+  # The camera pans right by 2 px everywhere; one object, in the top-left grid cell, rises 3 px.
+  field = np.zeros((32, 32, 2), np.float32)
+  field[..., 0] = 2.0
+  field[2:6, 2:6] = (2.0, -3.0)  # camera + object
+  grid, bins = (4, 4), 8
+  size = grid[0] * grid[1] * bins
+  raw = flow.flow_frame_features(field, grid, bins, static_floor=0.0)
+  comp = flow.flow_frame_features(field, grid, bins, static_floor=0.0, camera='median')
+  hof_raw = raw[:size].reshape(grid + (bins,))
+  hof_comp = comp[:size].reshape(grid + (bins,))
+  assert hof_raw[..., 0].sum() > 0.9  # without compensation HOF is mostly 'rightward'
+  up = 3 * bins // 4  # bin of (0, -3): atan2(-3, 0) = -pi/2
+  assert hof_comp[0, 0, up] == pytest.approx(1.0)  # only the object's own motion is left
+  assert np.count_nonzero(hof_comp) == 1
+  np.testing.assert_allclose(comp[size:], raw[size:])  # MBH blocks are untouched
+  with pytest.raises(ValueError, match='camera'):
+    flow.flow_frame_features(field, grid, bins, camera='homography')

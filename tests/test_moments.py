@@ -198,3 +198,69 @@ def test_canonical_sign_ignores_input_sign():
   np.testing.assert_array_equal(moments.canonical_sign(vecs * flips), canon)
   assert np.all(canon[np.arange(4), np.argmax(np.abs(canon), 1)] > 0)
   np.testing.assert_array_equal(np.abs(canon), np.abs(vecs))
+
+
+def _moving_columns(direction, amplitude, num=12, d=6, seed=0):
+  """ODF-like columns: coordinate 1 is the column's time, coordinate 0 moves with it
+  (direction +1: rises, -1: falls) by `amplitude`; the rest is noise."""
+  rng = np.random.default_rng(seed)
+  times = np.arange(num)
+  cols = rng.normal(0, 0.02, (num, d))
+  cols[:, 0] += direction * amplitude * times / num
+  cols[:, 1] += times / num
+  return cols, times
+
+
+@pytest.mark.parametrize('direction', [1, -1])
+def test_time_sign_makes_the_direction_of_motion_linear(direction):
+  signs = {rule: [] for rule in moments.EIG_SIGNS}
+  for seed, amplitude in enumerate(np.linspace(0.5, 2.0, 8)):
+    cols, times = _moving_columns(direction, amplitude, seed=seed)
+    for rule in moments.EIG_SIGNS:
+      u1 = split(moments.multi_moment(cols, times=times, eig_sign=rule), 6)['eig_vecs'][0]
+      signs[rule].append((np.sign(u1[0]), np.sign(u1[1])))
+  # 'time': u_1 points along the arrow of time, so its time entry is + and its motion entry
+  # has the sign of the motion, whatever the amplitude.
+  assert signs['time'] == [(direction, 1.0)] * 8
+  # 'max_entry': the bigger of the two entries is +, so which entry carries the direction
+  # depends on the amplitude (a rise and a fall can give the same vector's signs).
+  if direction == -1:
+    assert len(set(signs['max_entry'])) == 2
+
+
+def test_time_sign_equals_projection_correlation_rule():
+  rng = np.random.default_rng(3)
+  cols, times = rng.normal(size=(9, 5)), rng.permutation(9)
+  weights = rng.uniform(0.1, 1.0, 9)
+  vec = moments.multi_moment(cols, weights, n_eig=3, times=times, eig_sign='time')
+  mean = cols.mean(0)
+  t_mean = np.sum(weights * times) / weights.sum()
+  for u in split(vec, 5)['eig_vecs']:
+    assert np.sum(weights * ((cols - mean) @ u) * (times - t_mean)) >= 0
+  plain = moments.multi_moment(cols, weights, n_eig=3)
+  np.testing.assert_allclose(np.abs(vec), np.abs(plain), atol=1e-12)  # only signs change
+
+
+def test_time_sign_needs_times_and_known_rules():
+  cols = np.ones((3, 2))
+  with pytest.raises(ValueError, match='needs times'):
+    moments.multi_moment(cols, eig_sign='time')
+  with pytest.raises(ValueError, match='eig_sign'):
+    moments.multi_moment(cols, eig_sign='largest')
+
+
+def test_select_blocks_slices_in_psi_order():
+  rng = np.random.default_rng(1)
+  cols, d = rng.normal(size=(7, 4)), 4
+  vec = moments.multi_moment(cols, n_eig=2)
+  parts = {'mean': vec[:d], 'eig': vec[d:3 * d], 'skew': vec[3 * d:4 * d],
+           'kurt': vec[4 * d:5 * d], 'eigval': vec[5 * d:]}
+  np.testing.assert_array_equal(moments.select_blocks(vec, 2, 'eig,mean'),
+                                np.concatenate([parts['mean'], parts['eig']]))
+  np.testing.assert_array_equal(moments.select_blocks(vec, 2, moments.MOMENT_BLOCKS), vec)
+  np.testing.assert_array_equal(moments.select_blocks(vec[None], 2, ('kurt',))[0], parts['kurt'])
+  for bad in ('mean,cov', '', 'mean,mean'):
+    with pytest.raises(ValueError, match='moment blocks'):
+      moments.select_blocks(vec, 2, bad)
+  with pytest.raises(ValueError, match='multiple'):
+    moments.select_blocks(vec[:-1], 2, 'mean')

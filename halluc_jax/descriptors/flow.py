@@ -30,6 +30,7 @@ from halluc_jax.descriptors import moments
 from halluc_jax.descriptors.sdf import image_gradients
 
 FLOW_METHODS = ('dis', 'farneback')
+CAMERA_MODES = ('none', 'median')
 
 
 def _to_gray_uint8(frame, name):
@@ -114,8 +115,12 @@ def flow_frame_dim(grid=(4, 4), bins=8):
   return 3 * grid[0] * grid[1] * bins
 
 
-def flow_frame_features(flow, grid=(4, 4), bins=8, static_floor=0.1):
+def flow_frame_features(flow, grid=(4, 4), bins=8, static_floor=0.1, camera='none'):
   """HOF, MBHx and MBHy histograms of one flow field.
+
+  With camera='median' the frame's median flow (the dominant, camera-induced translation) is
+  subtracted before the HOF block, as improved dense trajectories cancel camera motion before
+  their HOF (docs/method.md §6); the MBH blocks, gradients of the flow, do not change.
 
   Args:
     flow: float [H, W, 2] (u, v) in pixels.
@@ -123,6 +128,7 @@ def flow_frame_features(flow, grid=(4, 4), bins=8, static_floor=0.1):
     bins: orientation bins.
     static_floor: mean magnitude (pixels, or pixels per pixel for MBH) per block below which the
       block is damped towards zero rather than normalised to unit mass.
+    camera: 'none' or 'median' (subtract the median flow before HOF).
 
   Returns:
     float64 [3 * rows * cols * bins] = [HOF; MBHx; MBHy], each block flattened (row, col, bin).
@@ -133,15 +139,19 @@ def flow_frame_features(flow, grid=(4, 4), bins=8, static_floor=0.1):
                      f'got {flow.shape}.')
   if not np.all(np.isfinite(flow)):
     raise ValueError('flow_frame_features got non-finite flow values.')
+  if camera not in CAMERA_MODES:
+    raise ValueError(f'flow camera={camera!r}: expected one of {CAMERA_MODES}.')
   u, v = flow[..., 0], flow[..., 1]
-  blocks = [orientation_histograms(u, v, grid, bins),
+  hu, hv = (u - np.median(u), v - np.median(v)) if camera == 'median' else (u, v)
+  blocks = [orientation_histograms(hu, hv, grid, bins),
             orientation_histograms(*image_gradients(u), grid, bins),
             orientation_histograms(*image_gradients(v), grid, bins)]
   floor = static_floor * u.size
   return np.concatenate([(b / (b.sum() + floor)).reshape(-1) for b in blocks])
 
 
-def flow_descriptor(flows, grid=(4, 4), bins=8, static_floor=0.1, n_eig=3, eps=1e-8):
+def flow_descriptor(flows, grid=(4, 4), bins=8, static_floor=0.1, n_eig=3, eps=1e-8,
+                    eig_sign='max_entry', camera='none'):
   """Multi-moment descriptor of a video's per-frame HOF/MBH features (weights 1/J).
 
   Args:
@@ -151,6 +161,8 @@ def flow_descriptor(flows, grid=(4, 4), bins=8, static_floor=0.1, n_eig=3, eps=1
     static_floor: see flow_frame_features.
     n_eig: leading singular vectors kept.
     eps: degenerate-variance threshold of the multi-moment descriptor.
+    eig_sign: sign rule of the singular vectors (moments.EIG_SIGNS; 'time': flow order).
+    camera: see flow_frame_features.
 
   Returns:
     float64 [flow_frame_dim(grid, bins) * (4 + n_eig)].
@@ -158,8 +170,9 @@ def flow_descriptor(flows, grid=(4, 4), bins=8, static_floor=0.1, n_eig=3, eps=1
   flows = np.asarray(flows)
   if flows.ndim != 4 or flows.shape[0] == 0:
     raise ValueError(f'flow_descriptor expects flows [J>=1, H, W, 2], got shape {flows.shape}.')
-  frames = np.stack([flow_frame_features(f, grid, bins, static_floor) for f in flows])
-  return moments.multi_moment(frames, np.full((len(frames),), 1.0 / len(frames)), n_eig, eps)
+  frames = np.stack([flow_frame_features(f, grid, bins, static_floor, camera) for f in flows])
+  return moments.multi_moment(frames, np.full((len(frames),), 1.0 / len(frames)), n_eig, eps,
+                              times=np.arange(len(frames)), eig_sign=eig_sign)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,12 +183,14 @@ class FlowFeature:
   compute: Callable[[np.ndarray], np.ndarray]
 
 
-def hof_mbh_feature(grid=(4, 4), bins=8, static_floor=0.1, n_eig=3):
+def hof_mbh_feature(grid=(4, 4), bins=8, static_floor=0.1, n_eig=3, eig_sign='max_entry',
+                    camera='none'):
   """The HOF/MBH flow-histogram feature with its multi-moment aggregation."""
   grid = tuple(int(g) for g in grid)
   return FlowFeature(
       name='hof_mbh', dim=moments.multi_moment_dim(flow_frame_dim(grid, bins), n_eig),
-      compute=lambda flows: flow_descriptor(flows, grid, bins, static_floor, n_eig))
+      compute=lambda flows: flow_descriptor(flows, grid, bins, static_floor, n_eig,
+                                            eig_sign=eig_sign, camera=camera))
 
 
 FLOW_FEATURES = {'hof_mbh': hof_mbh_feature}

@@ -19,15 +19,55 @@ Degenerate cases (docs/method.md §9.9):
   * singular directions with no variance (fewer independent columns than n', constant data) are
     zero vectors, and so are their eigenvalues: a direction is kept when its weighted variance
     lambda^2 / sum_n w_n^2 is >= eps and lambda is above the numerical-rank tolerance.
-Each kept u_i gets a canonical sign: its largest-magnitude entry is positive, so the regression
-target does not flip with the SVD's arbitrary sign.
+Each kept u_i gets a canonical sign, so the regression target does not flip with the SVD's
+arbitrary sign (`EIG_SIGNS`):
+  * 'max_entry': its largest-magnitude entry is positive (docs/method.md §3.7);
+  * 'time': it points along the arrow of time: the projections u_i . c_n of the columns must
+    grow with the columns' times t_n (sum_n w_n (u_i . c_n)(t_n - t_mean) > 0), falling back to
+    'max_entry' when that correlation vanishes. With 'max_entry' a motion and its time reversal
+    (rise / fall) give u_i and -u_i at random, which no linear read-out can tell apart; with
+    'time' they give u_i and -u_i consistently (docs/method.md §4, departures).
 """
 import numpy as np
+
+
+EIG_SIGNS = ('max_entry', 'time')
+MOMENT_BLOCKS = ('mean', 'eig', 'skew', 'kurt', 'eigval')  # psi's blocks, in psi's order
 
 
 def multi_moment_dim(d, n_eig=3):
   """Length of the descriptor of d-dimensional columns: d * (4 + n_eig)."""
   return d * (4 + n_eig)
+
+
+def parse_blocks(blocks):
+  """A tuple of block names from 'mean,eig,...' (or a sequence); raises ValueError if unknown."""
+  names = tuple(b.strip() for b in (blocks.split(',') if isinstance(blocks, str) else blocks)
+                if b.strip())
+  bad = [b for b in names if b not in MOMENT_BLOCKS]
+  if bad or not names or len(set(names)) != len(names):
+    raise ValueError(f'moment blocks {blocks!r}: expected distinct names from {MOMENT_BLOCKS}.')
+  return tuple(b for b in MOMENT_BLOCKS if b in names)
+
+
+def select_blocks(psi, n_eig, blocks=MOMENT_BLOCKS):
+  """The chosen blocks of a multi-moment descriptor psi [..., d * (4 + n_eig)], in psi's order.
+
+  docs/method.md §3.7 ablates the blocks (mean, n' eigenvectors, skewness, kurtosis,
+  eigenvalues); this keeps a subset, e.g. ('mean', 'eig') for [mu / ||mu||; u_1..u_n'].
+
+  Returns:
+    [..., d * (len(blocks) + (n_eig - 1 if 'eig' in blocks else 0))].
+  """
+  psi = np.asarray(psi)
+  d, rem = divmod(psi.shape[-1], 4 + n_eig)
+  if rem:
+    raise ValueError(f'select_blocks: length {psi.shape[-1]} is not a multiple of 4 + n_eig.')
+  sizes = {'mean': d, 'eig': n_eig * d, 'skew': d, 'kurt': d, 'eigval': d}
+  starts = np.cumsum([0] + [sizes[b] for b in MOMENT_BLOCKS])
+  parts = [psi[..., starts[i]:starts[i + 1]] for i, b in enumerate(MOMENT_BLOCKS)
+           if b in parse_blocks(blocks)]
+  return np.concatenate(parts, axis=-1)
 
 
 def odf_frame_weights(frame_ids):
@@ -92,7 +132,36 @@ def _top_subspace(weighted, n_eig):
   return lam, vecs.T, tol
 
 
-def multi_moment(columns, weights=None, n_eig=3, eps=1e-8):
+def time_oriented_sign(vectors, centred, weights, times):
+  """Flips each row u_i of `vectors` so that sum_n w_n (u_i . c_n)(t_n - t_mean) >= 0.
+
+  Rows whose projections do not correlate with time (|correlation| at rounding level, e.g. all
+  columns at one time) keep the 'max_entry' sign instead.
+
+  Args:
+    vectors: [k, d] singular directions (rows), already zeroed where dropped.
+    centred: [N, d] centred columns c_n.
+    weights: [N] column weights w_n.
+    times: [N] column times t_n (frame indices).
+
+  Returns:
+    [k, d] with oriented signs.
+  """
+  vectors = canonical_sign(vectors)
+  if vectors.size == 0:
+    return vectors
+  times = np.asarray(times, np.float64).reshape(-1)
+  total = weights.sum()
+  t_mean = float(np.sum(weights * times) / total) if total > 0 else 0.0
+  proj = centred @ vectors.T  # [N, k]
+  corr = np.sum((weights * (times - t_mean))[:, None] * proj, axis=0)
+  scale = np.sqrt(np.sum(weights[:, None] * proj ** 2, axis=0) *
+                  np.sum(weights * (times - t_mean) ** 2)) + np.finfo(np.float64).tiny
+  flip = corr / scale < -1e-9
+  return vectors * np.where(flip, -1.0, 1.0)[:, None]
+
+
+def multi_moment(columns, weights=None, n_eig=3, eps=1e-8, times=None, eig_sign='max_entry'):
   """The multi-moment descriptor of N columns (see the module docstring).
 
   Args:
@@ -100,6 +169,8 @@ def multi_moment(columns, weights=None, n_eig=3, eps=1e-8):
     weights: [N] non-negative column weights in Y (ODF: `odf_frame_weights`); None means 1 / N.
     n_eig: n', the number of leading singular vectors kept.
     eps: variance threshold for the degenerate cases.
+    times: [N] time of each column (frame index); required by eig_sign='time'.
+    eig_sign: how each u_i's sign is fixed, one of EIG_SIGNS.
 
   Returns:
     float64 [d * (4 + n_eig)].
@@ -114,6 +185,11 @@ def multi_moment(columns, weights=None, n_eig=3, eps=1e-8):
     raise ValueError(f'multi_moment needs n_eig >= 0, got {n_eig}.')
   if not np.all(np.isfinite(columns)):
     raise ValueError('multi_moment got non-finite column values.')
+  if eig_sign not in EIG_SIGNS:
+    raise ValueError(f'multi_moment eig_sign={eig_sign!r}: expected one of {EIG_SIGNS}.')
+  if eig_sign == 'time' and (times is None or np.shape(times) != (num,)):
+    raise ValueError(f"multi_moment eig_sign='time' needs times of shape ({num},), got "
+                     f'{None if times is None else np.shape(times)}.')
   out = np.zeros((multi_moment_dim(d, n_eig),), np.float64)
   if num == 0:
     return out
@@ -137,7 +213,9 @@ def multi_moment(columns, weights=None, n_eig=3, eps=1e-8):
   sum_w2 = float(np.sum(weights ** 2))
   keep = (lam > rank_tol) & (lam ** 2 >= eps * sum_w2) if sum_w2 > 0 else np.zeros_like(lam, bool)
   lam2 = np.where(keep, lam ** 2, 0.0)
-  vecs = canonical_sign(vecs) * keep[:vecs.shape[0], None]
+  vecs = vecs * keep[:vecs.shape[0], None]
+  vecs = (time_oriented_sign(vecs, centred, weights, times) if eig_sign == 'time'
+          else canonical_sign(vecs))
 
   mean_norm = np.linalg.norm(mean)
   out[:d] = mean / mean_norm if mean_norm >= eps else 0.0

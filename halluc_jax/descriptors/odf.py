@@ -130,7 +130,7 @@ def odf_box_vectors(dets, num_frames, label_space, class_score_dim=0, use_rbf=Tr
 
 
 def odf_descriptor(dets, num_frames, label_space, class_score_dim=0, use_rbf=True, n_eig=3,
-                   num_pivots=7, sigma=0.5, eps=1e-8):
+                   num_pivots=7, sigma=0.5, eps=1e-8, eig_sign='max_entry'):
   """Per-video, per-detector ODF multi-moment descriptor.
 
   Args:
@@ -143,12 +143,16 @@ def odf_descriptor(dets, num_frames, label_space, class_score_dim=0, use_rbf=Tru
     num_pivots: Z.
     sigma: RBF width.
     eps: degenerate-variance threshold of the multi-moment descriptor.
+    eig_sign: sign rule of the singular vectors (moments.EIG_SIGNS; 'time' orients them by
+      the boxes' frame indices).
 
   Returns:
     (float64 [odf_dim(...)], present): present is False (and the vector zero) without boxes.
   """
   columns = odf_box_vectors(dets, num_frames, label_space, class_score_dim, use_rbf,
                             num_pivots, sigma)
-  weights = moments.odf_frame_weights(np.asarray(dets.frame_index).reshape(-1))
-  vec = moments.multi_moment(columns, weights, n_eig=n_eig, eps=eps)
+  frame_index = np.asarray(dets.frame_index).reshape(-1)
+  weights = moments.odf_frame_weights(frame_index)
+  vec = moments.multi_moment(columns, weights, n_eig=n_eig, eps=eps, times=frame_index,
+                             eig_sign=eig_sign)
   return vec, columns.shape[0] > 0

@@ -99,13 +99,14 @@ def sdf_frame(saliency_map, work_size=112, gist=16, num_orient=12, num_spatial=5
                          small / small_l1 if small_l1 > 0 else small])
 
 
-def sdf_descriptor(maps, n_eig=3, eps=1e-8, **frame_kwargs):
+def sdf_descriptor(maps, n_eig=3, eps=1e-8, eig_sign='max_entry', **frame_kwargs):
   """Per-video SDF multi-moment descriptor.
 
   Args:
     maps: float [J, H, W] saliency maps of the video's frames (J >= 1).
     n_eig: n-dagger, leading singular vectors kept.
     eps: degenerate-variance threshold of the multi-moment descriptor.
+    eig_sign: sign rule of the singular vectors (moments.EIG_SIGNS; 'time': frame order).
     **frame_kwargs: forwarded to sdf_frame (work_size, gist, num_orient, num_spatial, sigma).
 
   Returns:
@@ -116,4 +117,5 @@ def sdf_descriptor(maps, n_eig=3, eps=1e-8, **frame_kwargs):
     raise ValueError(f'sdf_descriptor expects maps [J>=1, H, W], got shape {maps.shape}.')
   frames = np.stack([sdf_frame(m, **frame_kwargs) for m in maps])
   weights = np.full((frames.shape[0],), 1.0 / frames.shape[0])
-  return moments.multi_moment(frames, weights, n_eig=n_eig, eps=eps)
+  return moments.multi_moment(frames, weights, n_eig=n_eig, eps=eps,
+                              times=np.arange(frames.shape[0]), eig_sign=eig_sign)
