@@ -117,6 +117,45 @@ class Checkpointer:
     self._manager.close()
 
 
+def restore_variables(directory, step=None, keys=('params', 'batch_stats')):
+  """(step, {key: tree}) of some items of a saved TrainState, on the first local device.
+
+  Reads the checkpoints the trainer writes (`Checkpointer.save`) with the same orbax manager
+  layout, read-only, for inference (predict, evaluation of a finished run): only `keys` are
+  read, so the optimizer state never has to fit in memory.
+
+  Args:
+    directory: `<workdir>/checkpoints`; relative paths are resolved against the current
+      directory (orbax needs absolute ones).
+    step: which step; None for the latest complete one.
+    keys: TrainState fields to read; absent or empty ones come back as {}.
+
+  Raises:
+    FileNotFoundError: no complete checkpoint in `directory`.
+  """
+  directory = os.path.abspath(directory)
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f'No checkpoint in {directory}.')
+  manager = ocp.CheckpointManager(
+      directory, options=ocp.CheckpointManagerOptions(read_only=True),
+      item_handlers={'state': ocp.PyTreeCheckpointHandler()})
+  try:
+    step = manager.latest_step() if step is None else int(step)
+    if step is None:
+      raise FileNotFoundError(f'No checkpoint in {directory}.')
+    tree = manager.item_metadata(step)['state']
+    tree = getattr(tree, 'tree', tree)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = {k: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                              tree[k]) for k in keys if tree.get(k)}
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+        partial_restore=True)))['state']
+  finally:
+    manager.close()
+  return step, {k: restored.get(k, {}) for k in keys}
+
+
 class PreemptionSignal:
   """Turns SIGTERM into a flag the train loop polls at step boundaries.
 

@@ -25,10 +25,10 @@ import os
 import jax
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 from absl import app
 from absl import flags
 
+from halluc_jax import checkpointing
 from halluc_jax import uncertainty_readout
 from halluc_jax.data import annotations
 from halluc_jax.data import aux_targets
@@ -52,33 +52,15 @@ def load_config(workdir):
     return ml_collections.ConfigDict(json.load(f))
 
 
-def latest_checkpoint(workdir):
-  """(step, path of its 'state' item) of the newest complete checkpoint, or a clear error."""
+def restore_latest(workdir):
+  """(step, {'params', 'batch_stats'}) of the newest complete checkpoint, or a clear error."""
   ckpt_dir = os.path.join(workdir, 'checkpoints')
-  steps = []
-  if os.path.isdir(ckpt_dir):
-    # Orbax renames a finished save into '<step>'; unfinished ones keep a '.orbax-...-tmp' name.
-    steps = [int(n) for n in os.listdir(ckpt_dir)
-             if n.isdigit() and os.path.isdir(os.path.join(ckpt_dir, n, 'state'))]
-  if not steps:
-    raise FileNotFoundError(f'No checkpoint in {ckpt_dir}: train first (python -m '
-                            'halluc_jax.main --workdir ...) or point --workdir at a trained run.')
-  step = max(steps)
-  return step, os.path.join(ckpt_dir, str(step), 'state')
-
-
-def restore_variables(state_dir):
-  """{'params', 'batch_stats'} of a saved TrainState, on the first local device."""
-  checkpointer = ocp.PyTreeCheckpointer()
-  tree = checkpointer.metadata(state_dir).item_metadata.tree
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  target = {k: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                            tree[k])
-            for k in ('params', 'batch_stats') if tree.get(k)}
-  restored = checkpointer.restore(state_dir, args=ocp.args.PyTreeRestore(
-      item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-      partial_restore=True))
-  return {'params': restored['params'], 'batch_stats': restored.get('batch_stats', {})}
+  try:
+    return checkpointing.restore_variables(ckpt_dir)
+  except FileNotFoundError:
+    raise FileNotFoundError(f'No checkpoint in {os.path.abspath(ckpt_dir)}: train first (python -m '
+                            'halluc_jax.main --workdir ...) or point --workdir at a trained '
+                            'run.') from None
 
 
 def stream_dims_of(params):
@@ -140,9 +122,8 @@ def predict_video(workdir, video_path, num_clips=None, top_k=5):
      'structure': CENet's covariance structure or None}.
   """
   config = load_config(workdir)
-  step, state_dir = latest_checkpoint(workdir)
+  step, variables = restore_latest(workdir)
   views = decode_views(video_path, config, num_clips)
-  variables = restore_variables(state_dir)
   if not variables['batch_stats']:
     variables.pop('batch_stats')
   dims = stream_dims_of(variables['params'])

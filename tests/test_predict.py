@@ -1,4 +1,5 @@
-"""The predict CLI on a really trained tiny workdir (1 step, uncertainty loss, two streams)."""
+"""The predict CLI on a really trained tiny workdir written like the main job's (async saves,
+several steps, two kept, the final save; uncertainty loss, two streams)."""
 import json
 import os
 import pathlib
@@ -26,7 +27,9 @@ TINY = {
     'model.backbone.variant': 'Ti/16x2',
     'model.backbone.overrides': {'depth': 1, 'width': 32, 'mlp_dim': 64, 'num_heads': 2},
     'model.streams.sketch_dim': 8, 'model.fusion.out_dim': 32, 'model.cenet.hidden_dim': 16,
-    'train.num_train_steps': 1, 'train.log_every': 1, 'train.checkpoint_every': 1,
+    # As the main job writes its workdir: async saves every step, the last two kept.
+    'train.num_train_steps': 3, 'train.log_every': 1, 'train.checkpoint_every': 1,
+    'checkpoint.async_save': True, 'checkpoint.keep': 2,
     'loss.hallucination': 'uncertainty', 'loss.update_scheme': 'joint', 'optim.lr': 1e-3,
 }
 
@@ -47,7 +50,7 @@ def _config(root, aux_dir):
 
 @pytest.fixture(scope='module')
 def trained(tiny_dataset, tmp_path_factory):
-  """(config, workdir, val records) of a 1-step run with 'odf' and 'sdf' target streams."""
+  """(config, workdir, val records) of a 3-step run with 'odf' and 'sdf' target streams."""
   tmp = tmp_path_factory.mktemp('predict')
   csv = str(tiny_dataset / 'annotations.csv')
   records = [r for split in ('train', 'val')
@@ -63,10 +66,10 @@ def trained(tiny_dataset, tmp_path_factory):
   return config, workdir, [r for r in records if r.split == 'val']
 
 
-def _cli(*args):
+def _cli(*args, cwd=REPO):
   env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL='3')
   return subprocess.run([sys.executable, '-m', 'halluc_jax.predict', *args], capture_output=True,
-                        text=True, env=env, cwd=str(REPO), timeout=300)
+                        text=True, env=env, cwd=str(cwd), timeout=300)
 
 
 def test_cli_prints_top5_and_per_stream_uncertainty(trained, tiny_dataset):
@@ -74,7 +77,7 @@ def test_cli_prints_top5_and_per_stream_uncertainty(trained, tiny_dataset):
   proc = _cli(f'--workdir={workdir}', f'--video={val[0].path}', '--num_clips=3')
   assert proc.returncode == 0, proc.stderr[-2000:]
   out = proc.stdout
-  assert '3 views, checkpoint step 1' in out
+  assert '3 views, checkpoint step 3' in out
   classes = (tiny_dataset / 'classes.txt').read_text().split()
   rows = re.findall(r'^\s+\d\. (\S+)\s+([0-9.]+)$', out, flags=re.M)
   assert len(rows) == 5 and all(name in classes for name, _ in rows)
@@ -86,6 +89,15 @@ def test_cli_prints_top5_and_per_stream_uncertainty(trained, tiny_dataset):
   assert "CENet 'grouped'" in out
 
 
+def test_cli_takes_a_relative_workdir(trained):
+  # `bash run.sh` then `predict --workdir workdirs/default`: orbax needs absolute paths, and
+  # reading the step's metadata from a relative one returned None (AttributeError on '.tree').
+  _, workdir, val = trained
+  proc = _cli('--workdir=wd', f'--video={val[0].path}', cwd=workdir.parent)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert 'checkpoint step 3' in proc.stdout
+
+
 def test_same_preprocessing_and_probabilities_as_the_eval_pipeline(trained):
   """predict_video's class probabilities equal the eval pipeline's views through the model."""
   config, workdir, val = trained
@@ -93,8 +105,7 @@ def test_same_preprocessing_and_probabilities_as_the_eval_pipeline(trained):
   views = [b['video'][b['video_index'] == 0] for b in pipeline.make_eval_dataset(config, 0, 1)]
   views = np.concatenate(views)
   assert len(views) == result['num_views'] == config.data.eval_clips
-  step, state_dir = predict.latest_checkpoint(str(workdir))
-  variables = predict.restore_variables(state_dir)
+  step, variables = predict.restore_latest(str(workdir))
   model = train.build_model(config)
   forward = jax.jit(lambda v, x: model.apply(v, x, train=False)['logits'])
   logits = np.asarray(jax.device_get(forward(variables, views)))
@@ -102,7 +113,7 @@ def test_same_preprocessing_and_probabilities_as_the_eval_pipeline(trained):
   probs = (probs / probs.sum(1, keepdims=True)).mean(0)
   names = predict.class_names_of(str(workdir), config)
   got = dict(result['top'])
-  assert step == 1 and len(got) == 12
+  assert step == 3 and len(got) == 12
   for c, name in enumerate(names):
     assert got[name] == pytest.approx(probs[c], abs=1e-5)
   assert set(result['uncertainty']) == {'odf', 'sdf'}
