@@ -107,13 +107,15 @@ def make_optimizer(optim_cfg, schedule, labels, trainable_groups=GROUPS):
   return optax.chain(*parts)
 
 
-def pass_groups(optim_cfg, update_scheme, hal_groups=('streams', 'cenet')):
+def pass_groups(optim_cfg, update_scheme, hal_groups=('streams', 'cenet'), cls_groups=GROUPS):
   """Groups each pass may change: {'joint': groups} or {'hal': groups, 'cls': groups}.
 
   Pass 'hal' takes `hal_groups` (the hallucination streams and CENet, plus the backbone when
   the hallucination tasks should "co-supervise" it, `config.loss.hal_pass_trains_backbone`);
-  'cls' and 'joint' take every group. A backbone with learning-rate multiplier 0 is in none,
-  so the train step does not even differentiate through it.
+  'cls' takes `cls_groups` (every group, or all but the streams with
+  `config.loss.cls_pass_trains_streams = False`); 'joint' takes every group. A backbone with
+  learning-rate multiplier 0 is in none, so the train step does not even differentiate
+  through it.
   """
   frozen = {'backbone'} if float(optim_cfg.backbone_lr_mult) <= 0 else set()
 
@@ -123,13 +125,15 @@ def pass_groups(optim_cfg, update_scheme, hal_groups=('streams', 'cenet')):
   if update_scheme == 'joint':
     return {'joint': keep(GROUPS)}
   if update_scheme == 'alternating':
-    return {'hal': keep(hal_groups), 'cls': keep(GROUPS)}
+    return {'hal': keep(hal_groups), 'cls': keep(cls_groups)}
   raise ValueError(f"config.loss.update_scheme={update_scheme!r}; expected 'joint' or "
                    "'alternating'.")
 
 
-def make_optimizers(optim_cfg, update_scheme, schedule, labels, hal_groups=('streams', 'cenet')):
+def make_optimizers(optim_cfg, update_scheme, schedule, labels, hal_groups=('streams', 'cenet'),
+                    cls_groups=GROUPS):
   """Optimisers keyed by pass, {'joint': tx} or {'hal': tx1, 'cls': tx2} (docs/method.md §3.11), over
   the groups of `pass_groups`. Each pass keeps its own Adam moments."""
   return {name: make_optimizer(optim_cfg, schedule, labels, groups)
-          for name, groups in pass_groups(optim_cfg, update_scheme, hal_groups).items()}
+          for name, groups in pass_groups(optim_cfg, update_scheme, hal_groups,
+                                          cls_groups).items()}

@@ -142,10 +142,12 @@ class AbstractSetup:
     self.abstract_variables = nn.meta.unbox(boxed)
     params = self.abstract_variables['params']
     self.labels = hallucinator.param_labels(params)
-    hal_groups = hallucinator.hallucination_pass_groups(config.loss.hal_pass_trains_backbone)
-    self.pass_groups = optim.pass_groups(config.optim, config.loss.update_scheme, hal_groups)
+    hal_groups, cls_groups = hallucinator.update_groups(config.loss)
+    self.pass_groups = optim.pass_groups(config.optim, config.loss.update_scheme, hal_groups,
+                                         cls_groups)
     self.txs = optim.make_optimizers(
-        config.optim, config.loss.update_scheme, self.schedule, self.labels, hal_groups)
+        config.optim, config.loss.update_scheme, self.schedule, self.labels, hal_groups,
+        cls_groups)
     params_sh = var_shardings['params']
     stats_sh = var_shardings.get('batch_stats', {})
     opt_sh = {k: sharding.opt_state_shardings(tx, jax.eval_shape(tx.init, params), params_sh,

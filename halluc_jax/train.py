@@ -107,10 +107,11 @@ class Setup:
     var_shardings = sharding.param_shardings(boxed, self.mesh, self.rules)
     abstract_vars = nn.meta.unbox(boxed)
     self.labels = hallucinator.param_labels(abstract_vars['params'])
-    hal_groups = hallucinator.hallucination_pass_groups(config.loss.hal_pass_trains_backbone)
-    self.pass_groups = optim.pass_groups(config.optim, config.loss.update_scheme, hal_groups)
+    hal_groups, cls_groups = hallucinator.update_groups(config.loss)
+    self.pass_groups = optim.pass_groups(config.optim, config.loss.update_scheme, hal_groups,
+                                         cls_groups)
     self.txs = optim.make_optimizers(config.optim, config.loss.update_scheme, self.schedule,
-                                     self.labels, hal_groups)
+                                     self.labels, hal_groups, cls_groups)
     params_sh = var_shardings['params']
     stats_sh = var_shardings.get('batch_stats', {})
     opt_sh = {k: sharding.opt_state_shardings(

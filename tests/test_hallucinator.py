@@ -10,10 +10,12 @@ import optax
 import pytest
 
 from halluc_jax import losses
+from halluc_jax import optim
 from halluc_jax.losses_uncertainty import uncertainty_loss
 from halluc_jax.models.cenet import CENet
 from halluc_jax.models.hallucinator import (PARAM_GROUPS, build_model, hallucination_pass_groups,
-                                            param_labels, resolve_streams, trainable_mask)
+                                            param_labels, resolve_streams, trainable_mask,
+                                            update_groups)
 
 DIMS = {'det1': 8, 'det2': 8, 'flow': 8}
 NUM_CLASSES = 5
@@ -158,6 +160,17 @@ def test_update_schemes_touch_the_right_groups(setup, grad_fns, scheme):
   after2 = _sgd_step(after1, grad_fns['cls'](after1), PARAM_GROUPS)
   # The classification loss never reaches CENet, so pass 2 leaves it alone.
   assert _changed_groups(after1, after2) == set(PARAM_GROUPS) - {'cenet'}
+
+
+def test_update_groups_follow_the_loss_config():
+  cfg = _config()
+  hal, cls = update_groups(cfg.loss)
+  assert hal == ('streams', 'cenet', 'backbone') and cls == PARAM_GROUPS  # the paper's passes
+  cfg.loss.cls_pass_trains_streams = False
+  cfg.loss.hal_pass_trains_backbone = False
+  hal, cls = update_groups(cfg.loss)
+  assert hal == ('streams', 'cenet') and cls == ('backbone', 'haf', 'cenet', 'prednet')
+  assert optim.pass_groups(cfg.optim, 'alternating', hal, cls) == {'hal': hal, 'cls': cls}
 
 
 @pytest.mark.parametrize('stop_gradient', [True, False])

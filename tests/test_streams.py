@@ -104,3 +104,26 @@ def test_prednet_shapes_and_batch_stats():
   mean = updates['batch_stats']['bn']['mean']
   # Momentum 0.9 from a zero running mean.
   np.testing.assert_allclose(mean, 0.1 * np.asarray(x).mean(0), rtol=1e-4, atol=1e-6)
+
+
+def test_stream_head_input_batchnorm_makes_it_scale_free():
+  # Pooled features that barely vary across videos around a large shared vector, as a trained
+  # ViViT's LayerNorm'd features do: the plain head's output follows the tiny variation, the
+  # batch-normalised one sees it at unit scale.
+  rng = np.random.default_rng(0)
+  shared = rng.normal(size=(1, 16))
+  x = jnp.asarray(shared + 0.01 * rng.normal(size=(32, 16)), jnp.float32)
+  outputs = {}
+  for norm in ('none', 'batch'):
+    head = StreamHead(8, pn='none', input_norm=norm)
+    variables = head.init(jax.random.PRNGKey(0), x, train=False)
+    out, _ = head.apply(variables, x, train=True, mutable=['batch_stats'])
+    outputs[norm] = np.asarray(out)
+  assert outputs['none'].std(0).mean() < 0.05
+  assert outputs['batch'].std(0).mean() > 0.3
+  # Its statistics live in batch_stats, threaded through both passes like PredNet's.
+  head = StreamHead(8, pn='none', input_norm='batch')
+  variables = head.init(jax.random.PRNGKey(0), x, train=False)
+  assert set(variables['batch_stats']['input_norm']) == {'mean', 'var'}
+  with pytest.raises(ValueError, match='input_norm'):
+    StreamHead(8, input_norm='layer').init(jax.random.PRNGKey(0), x, train=False)

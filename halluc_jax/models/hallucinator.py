@@ -42,6 +42,7 @@ class HallucinationNet(nn.Module):
       when they regress standardised targets (docs/method.md, "Target standardisation").
     frozen_backbone: the backbone is not trained (`optim.backbone_lr_mult` = 0), so it runs in
       inference mode in training too: BatchNorm uses and keeps its running averages, no dropout.
+    stream_input_norm: 'none' or 'batch' (BatchNorm before the hallucination heads' Dense).
   """
   backbone: nn.Module
   fusion: nn.Module
@@ -55,6 +56,7 @@ class HallucinationNet(nn.Module):
   dtype: Any = jnp.float32
   stream_pn: str = ''
   frozen_backbone: bool = False
+  stream_input_norm: str = 'none'
 
   @nn.compact
   def __call__(self, video, *, train):
@@ -62,7 +64,8 @@ class HallucinationNet(nn.Module):
     stream_pn = self.stream_pn or self.pn
     stream_pn_params = self.pn_params if stream_pn == self.pn else ()
     hallucinated = Streams(self.stream_dims, self.num_sketches, stream_pn, stream_pn_params,
-                           self.dtype, name='streams')(features) if self.stream_dims else {}
+                           self.dtype, self.stream_input_norm, name='streams')(
+                               features, train=train) if self.stream_dims else {}
     haf = StreamHead(self.haf_dim, self.num_sketches, self.pn, self.pn_params, self.dtype,
                      name='haf')(features)
     logits = PredNet(self.num_classes, name='prednet')(self.fusion(hallucinated, haf), train=train)
@@ -152,7 +155,8 @@ def build_model(model_cfg, stream_dims, num_classes, stream_groups=None,
   pn_params = tuple(sorted((str(n), float(v)) for n, v in dict(m.streams.pn_params).items()))
   return HallucinationNet(backbone, fusion, cenet, dims, int(num_classes), k, m.streams.pn,
                           pn_params, haf_dim, dtype, 'none' if standardized_targets else '',
-                          frozen_backbone=bool(frozen_backbone))
+                          frozen_backbone=bool(frozen_backbone),
+                          stream_input_norm=str(m.streams.get('input_norm', 'none')))
 
 
 def param_labels(params):
@@ -177,6 +181,18 @@ def trainable_mask(params, groups):
 def hallucination_pass_groups(train_backbone):
   """Groups updated by pass 1 (hallucination loss) of the alternating scheme."""
   return HALLUCINATION_PASS_GROUPS + (('backbone',) if train_backbone else ())
+
+
+def classification_pass_groups(train_streams=True):
+  """Groups updated by pass 2 (classification loss) of the alternating scheme: all (the
+  paper's), or all but the stream heads, which then learn from their targets only."""
+  return tuple(g for g in PARAM_GROUPS if train_streams or g != 'streams')
+
+
+def update_groups(loss_cfg):
+  """(pass-1 groups, pass-2 groups) of the alternating scheme from `config.loss`."""
+  return (hallucination_pass_groups(loss_cfg.hal_pass_trains_backbone),
+          classification_pass_groups(loss_cfg.get('cls_pass_trains_streams', True)))
 
 
 def resolve_streams(model_cfg, manifest=None):

@@ -39,15 +39,19 @@ class StreamHead(nn.Module):
     pn: power-normalisation name (power_norm.PN_NAMES).
     pn_params: tuple of (name, value) parameters of the PN (e.g. (('gamma', 100.0),)).
     dtype: compute dtype of the conv and Dense; PN runs in float32.
+    input_norm: 'none' (the paper's head) or 'batch': BatchNorm on the Dense's input, so the
+      head sees each feature's variation across videos at unit scale (docs/method.md, 'Stream
+      head input normalisation').
   """
   dim: int
   num_sketches: int = 1
   pn: str = 'asinhe'
   pn_params: tuple = (('gamma', 100.0),)
   dtype: Any = jnp.float32
+  input_norm: str = 'none'
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, *, train=False):
     if self.dim % self.num_sketches:
       raise ValueError(f'Stream {self.name!r}: dim {self.dim} is not a multiple of the '
                        f'{self.num_sketches} sketches per stream.')
@@ -61,6 +65,14 @@ class StreamHead(nn.Module):
                   bias_init=_kernel(('stream_hidden',), nn.initializers.zeros))(x)
       x = nn.relu(x[:, 0])
       in_names = ('stream_hidden', 'stream')
+    if self.input_norm == 'batch':
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name='input_norm',
+                       scale_init=_kernel(in_names[:1], nn.initializers.ones),
+                       bias_init=_kernel(in_names[:1], nn.initializers.zeros))(
+                           x.astype(jnp.float32)).astype(x.dtype)
+    elif self.input_norm != 'none':
+      raise ValueError(f"config.model.streams.input_norm={self.input_norm!r}; expected 'none' or "
+                       "'batch'.")
     y = nn.Dense(self.dim, dtype=self.dtype, name='fc', kernel_init=_kernel(in_names),
                  bias_init=_kernel(('stream',), nn.initializers.zeros))(x)
     y = y.astype(jnp.float32).reshape(y.shape[:-1] + (self.num_sketches, -1))
@@ -80,11 +92,13 @@ class Streams(nn.Module):
   pn: str = 'asinhe'
   pn_params: tuple = (('gamma', 100.0),)
   dtype: Any = jnp.float32
+  input_norm: str = 'none'
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, *, train=False):
     return {name: StreamHead(dim, self.num_sketches, self.pn, self.pn_params, self.dtype,
-                             name=name)(x) for name, dim in self.stream_dims}
+                             self.input_norm, name=name)(x, train=train)
+            for name, dim in self.stream_dims}
 
 
 def stream_weights(scores, beta, rho=0.1):
