@@ -180,8 +180,8 @@ def build_manifest(specs, results, skipped, config):
         'sketch_dim': int(spec['d']), 'num_sketches': int(spec['num_sketches']),
         'sketch_seeds': [int(spec['seed']) + k for k in range(int(spec['num_sketches']))],
         'pn': {'name': spec.get('pn', 'sigme'), 'params': dict(spec.get('pn_params') or {})},
-        'moments': {'blocks': list(moments.parse_blocks(spec['moments'])),
-                    'n_eig': int(spec['n_eig']), 'eig_sign': spec['eig_sign']},
+        'moments': dict(zip(('eig_sign', 'blocks'), extract_video.moment_settings(spec)),
+                        n_eig=int(spec['n_eig'])),
         'source': extract_video.source_description(name, spec),
         'num_present': len(present)}
   return {'streams': streams, 'skipped_videos': skipped, 'num_videos': len(results),

@@ -32,6 +32,12 @@ MOTION_CHUNK = 64  # consecutive frames decoded at once for motion saliency (bou
 _BUILT = {}  # (stream name, repr(spec)) -> source object, per process
 
 
+def moment_settings(spec):
+  """(eig_sign, blocks) of a stream's multi-moment descriptor; the paper's when unset."""
+  return (str(spec.get('eig_sign', 'max_entry')),
+          moments.parse_blocks(spec.get('moments', moments.MOMENT_BLOCKS)))
+
+
 def validate_stream(name, spec):
   """Raises ValueError naming the stream when its group/source/sketch settings are invalid."""
   group, source = spec.get('group'), spec.get('source')
@@ -41,13 +47,13 @@ def validate_stream(name, spec):
   if source not in SOURCES[group]:
     raise ValueError(f'config.extract.stream.{name}.source={source!r}: group {group!r} takes '
                      f'one of {SOURCES[group]}.')
-  if spec.get('eig_sign', 'max_entry') not in moments.EIG_SIGNS:
-    raise ValueError(f"config.extract.stream.{name}.eig_sign={spec.get('eig_sign')!r}: expected "
-                     f'one of {moments.EIG_SIGNS}.')
   try:
-    moments.parse_blocks(spec.get('moments', moments.MOMENT_BLOCKS))
+    eig_sign, _ = moment_settings(spec)
   except ValueError as e:
     raise ValueError(f'config.extract.stream.{name}.moments: {e}') from None
+  if eig_sign not in moments.EIG_SIGNS:
+    raise ValueError(f'config.extract.stream.{name}.eig_sign={eig_sign!r}: expected '
+                     f'one of {moments.EIG_SIGNS}.')
   if int(spec.get('d', 0)) < 1 or int(spec.get('num_sketches', 0)) < 1:
     raise ValueError(f'config.extract.stream.{name}: d and num_sketches must be >= 1.')
 
@@ -65,7 +71,7 @@ def sources_for(name, spec):
       method = params.pop('method', 'dis')
       built = (method, flow_lib.make_flow_feature(params.pop('feature', 'hof_mbh'),
                                                   n_eig=spec['n_eig'],
-                                                  eig_sign=spec.get('eig_sign', 'max_entry'),
+                                                  eig_sign=moment_settings(spec)[0],
                                                   **params))
     elif source == 'external_det':
       built = external.ExternalDetections(**params)
@@ -112,7 +118,7 @@ def _raw_descriptor(name, spec, clip, video_id):
   multi-moment blocks of spec['moments'] (all by default)."""
   vec, stats = _full_descriptor(name, spec, clip, video_id)
   if vec is not None:
-    vec = moments.select_blocks(vec, int(spec['n_eig']), spec.get('moments', moments.MOMENT_BLOCKS))
+    vec = moments.select_blocks(vec, int(spec['n_eig']), moment_settings(spec)[1])
   return vec, stats
 
 
@@ -120,7 +126,7 @@ def _full_descriptor(name, spec, clip, video_id):
   """(full multi-moment descriptor float64 or None when absent, stats dict) of one stream."""
   source, built = spec['source'], sources_for(name, spec)
   n_eig = int(spec['n_eig'])
-  eig_sign = str(spec.get('eig_sign', 'max_entry'))
+  eig_sign, _ = moment_settings(spec)
   odf_kw = {'use_rbf': bool(spec.get('use_rbf', True)), 'n_eig': n_eig, 'eig_sign': eig_sign}
   if source in detectors.DETECTOR_KINDS:
     dets = built(clip['frames'], clip['indices'])

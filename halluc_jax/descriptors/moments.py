@@ -26,7 +26,7 @@ arbitrary sign (`EIG_SIGNS`):
     grow with the columns' times t_n (sum_n w_n (u_i . c_n)(t_n - t_mean) > 0), falling back to
     'max_entry' when that correlation vanishes. With 'max_entry' a motion and its time reversal
     (rise / fall) give u_i and -u_i at random, which no linear read-out can tell apart; with
-    'time' they give u_i and -u_i consistently (docs/method.md §4, departures).
+    'time' they give u_i and -u_i consistently (docs/method.md, 'Descriptor choices').
 """
 import numpy as np
 
@@ -63,10 +63,10 @@ def select_blocks(psi, n_eig, blocks=MOMENT_BLOCKS):
   d, rem = divmod(psi.shape[-1], 4 + n_eig)
   if rem:
     raise ValueError(f'select_blocks: length {psi.shape[-1]} is not a multiple of 4 + n_eig.')
+  keep = parse_blocks(blocks)
   sizes = {'mean': d, 'eig': n_eig * d, 'skew': d, 'kurt': d, 'eigval': d}
   starts = np.cumsum([0] + [sizes[b] for b in MOMENT_BLOCKS])
-  parts = [psi[..., starts[i]:starts[i + 1]] for i, b in enumerate(MOMENT_BLOCKS)
-           if b in parse_blocks(blocks)]
+  parts = [psi[..., starts[i]:starts[i + 1]] for i, b in enumerate(MOMENT_BLOCKS) if b in keep]
   return np.concatenate(parts, axis=-1)
 
 
