@@ -47,6 +47,9 @@ def get_config():
   c.data.eval_crops = 1
   c.data.num_workers = 2  # grain worker processes decoding videos (0 = in-process)
   c.data.prefetch_buffer = 2
+  # Workers -> trainer through a pipe (False) or grain's shared memory (True: no copy, for
+  # batches of hundreds of MB; leaves the segments of in-flight batches behind when stopped).
+  c.data.worker_shared_memory = False
   c.data.read_threads = 1  # grain threads per process (decoding releases the GIL)
   c.data.aux_dir = 'data/synthetic_objects/targets'  # ArrayRecord targets ('' = none)
   # Heads regress z = (y - mean) / std per target dim (train-split stats from the manifest) and
@@ -191,11 +194,13 @@ def get_config():
   c.optim.warmup_steps = 50
   c.optim.final_lr_frac = 0.0  # cosine: end at lr * this
   c.optim.weight_decay = 1e-4  # adamw only; matrices only, not biases/norm scales
+  c.optim.stream_weight_decay = -1.0  # the stream heads' own decay; < 0: weight_decay
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
   c.optim.eps = 1e-8
   c.optim.mu_dtype = 'float32'  # Adam first moment: 'float32' or 'bfloat16' (nu stays float32)
   c.optim.clip_norm = 1.0  # global-norm clipping; 0 = off
+  c.optim.hal_pass_backbone_lr_mult = 1.0  # backbone lr factor in pass 1 (alternating scheme)
   c.optim.backbone_lr_mult = 1.0  # 0 = frozen backbone; ~0.1 for a pretrained one (docs/method.md §9.4)
 
   # ---- Mesh and sharding (halluc_jax/sharding.py). ----

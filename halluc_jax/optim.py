@@ -54,7 +54,7 @@ def _mu_dtype(optim_cfg):
   return None if name == 'float32' else jnp.dtype(name)
 
 
-def _base_optimizer(optim_cfg, learning_rate):
+def _base_optimizer(optim_cfg, learning_rate, weight_decay):
   name = optim_cfg.optimizer
   # bf16 mu halves the first moment's memory. optax keeps nu (the second moment) in the
   # parameters' dtype, float32 here, which is what nu needs: with b2 = 0.999 each step moves it
@@ -69,11 +69,19 @@ def _base_optimizer(optim_cfg, learning_rate):
     def decay_mask(params):
       return jax.tree.map(lambda p: p.ndim > 1, params)
     return optax.adamw(learning_rate, b1=optim_cfg.b1, b2=optim_cfg.b2, eps=optim_cfg.eps,
-                       weight_decay=optim_cfg.weight_decay, mask=decay_mask, mu_dtype=mu_dtype)
+                       weight_decay=weight_decay, mask=decay_mask, mu_dtype=mu_dtype)
   raise ValueError(f"config.optim.optimizer={name!r}; expected 'adam' or 'adamw'.")
 
 
-def make_optimizer(optim_cfg, schedule, labels, trainable_groups=GROUPS):
+def _weight_decay(optim_cfg, group):
+  # The stream heads may take their own decay (`optim.stream_weight_decay`, < 0: the common
+  # one): a linear head on a few hundred clips overfits targets the pixels barely predict.
+  if group == 'streams' and float(optim_cfg.get('stream_weight_decay', -1.0)) >= 0:
+    return float(optim_cfg.stream_weight_decay)
+  return float(optim_cfg.weight_decay)
+
+
+def make_optimizer(optim_cfg, schedule, labels, trainable_groups=GROUPS, backbone_scale=1.0):
   """Clipped Adam/AdamW over the groups in `trainable_groups`; other groups get zero updates.
 
   Args:
@@ -83,13 +91,15 @@ def make_optimizer(optim_cfg, schedule, labels, trainable_groups=GROUPS):
       labels), from `param_labels`.
     trainable_groups: groups this optimiser may change. The backbone is further dropped when
       `optim_cfg.backbone_lr_mult == 0`.
+    backbone_scale: extra factor on the backbone's learning rate in this optimiser (the
+      hallucination pass's `optim_cfg.hal_pass_backbone_lr_mult`).
 
   Returns:
     An `optax.GradientTransformation`. Gradients of excluded groups are zeroed *before* the
     global-norm clipping, so a frozen group never changes the clipping scale.
   """
   mult = {g: 1.0 for g in GROUPS}
-  mult['backbone'] = float(optim_cfg.backbone_lr_mult)
+  mult['backbone'] = float(optim_cfg.backbone_lr_mult) * float(backbone_scale)
   active = {g for g in trainable_groups if mult[g] > 0}
   keep = {g: optax.identity() if g in active else optax.set_to_zero() for g in GROUPS}
   update = {}
@@ -99,7 +109,7 @@ def make_optimizer(optim_cfg, schedule, labels, trainable_groups=GROUPS):
     else:
       m = mult[g]
       lr = schedule if m == 1.0 else (lambda step, m=m: m * schedule(step))
-      update[g] = _base_optimizer(optim_cfg, lr)
+      update[g] = _base_optimizer(optim_cfg, lr, _weight_decay(optim_cfg, g))
   parts = [optax.multi_transform(keep, labels)]
   if optim_cfg.clip_norm and optim_cfg.clip_norm > 0:
     parts.append(optax.clip_by_global_norm(float(optim_cfg.clip_norm)))
@@ -133,7 +143,12 @@ def pass_groups(optim_cfg, update_scheme, hal_groups=('streams', 'cenet'), cls_g
 def make_optimizers(optim_cfg, update_scheme, schedule, labels, hal_groups=('streams', 'cenet'),
                     cls_groups=GROUPS):
   """Optimisers keyed by pass, {'joint': tx} or {'hal': tx1, 'cls': tx2} (docs/method.md §3.11), over
-  the groups of `pass_groups`. Each pass keeps its own Adam moments."""
-  return {name: make_optimizer(optim_cfg, schedule, labels, groups)
+  the groups of `pass_groups`. Each pass keeps its own Adam moments. In pass 'hal' the backbone's
+  learning rate is further scaled by `optim_cfg.hal_pass_backbone_lr_mult` (default 1): as Adam
+  normalises each pass's step, this, not `loss.alpha`, sets how hard the hallucination targets
+  pull on the backbone."""
+  hal_scale = float(optim_cfg.get('hal_pass_backbone_lr_mult', 1.0))
+  return {name: make_optimizer(optim_cfg, schedule, labels, groups,
+                               hal_scale if name == 'hal' else 1.0)
           for name, groups in pass_groups(optim_cfg, update_scheme, hal_groups,
                                           cls_groups).items()}

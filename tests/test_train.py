@@ -345,6 +345,14 @@ def test_optimizer_groups_schedules_and_frozen_backbone():
   updates, _ = tenth.update(grads, tenth.init(params), params)
   np.testing.assert_allclose(updates['backbone']['kernel'], 0.1 * updates['haf']['kernel'],
                              rtol=1e-5)
+  # optim.hal_pass_backbone_lr_mult scales the backbone in pass 'hal' only.
+  hal_tenth = optim.make_optimizers(
+      _optim_cfg(hal_pass_backbone_lr_mult=0.1, weight_decay=0.0), 'alternating', schedule,
+      labels, hallucinator.hallucination_pass_groups(True))
+  for name, factor in (('hal', 0.1), ('cls', 1.0)):
+    updates, _ = hal_tenth[name].update(grads, hal_tenth[name].init(params), params)
+    np.testing.assert_allclose(updates['backbone']['kernel'],
+                               factor * updates['cenet']['kernel'], rtol=1e-5)
   with pytest.raises(ValueError, match='update_scheme'):
     optim.make_optimizers(cfg, 'sequential', schedule, labels)
 

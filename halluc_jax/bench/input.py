@@ -1,6 +1,8 @@
 """Input-pipeline throughput: the grain train pipeline vs a plain PyAV loop.
 
-Prints training clips/s of `pipeline.make_train_dataset` with 0, 1 and 2 worker processes, and
+Prints training clips/s of `pipeline.make_train_dataset` with 0, 1 and 2 worker processes (each
+worker count twice: batches pickled through a pipe, the default, and through grain's shared
+memory, `config.data.worker_shared_memory`), and
 of a plain single-process loop over the same clips (probe + sample + read_frames + the same
 random-resized crop, flip and normalisation, no grain), with each figure's ratio to the plain
 loop. Start-up (first batch: spawning workers, opening files) is timed apart from the steady
@@ -47,9 +49,10 @@ def _forget_probes():
     cache_clear()
 
 
-def time_pipeline(config, num_workers, num_batches):
+def time_pipeline(config, num_workers, num_batches, shared_memory=False):
   """(start-up seconds, steady clips/s) of the grain train pipeline."""
   config.data.num_workers = num_workers
+  config.data.worker_shared_memory = shared_memory
   _forget_probes()
   start = time.perf_counter()
   it = pipeline.make_train_dataset(config, process_index=0, process_count=1)
@@ -102,11 +105,13 @@ def main(argv):
   print(f'clip {c.num_frames}x{c.crop_size}x{c.crop_size}, stride {c.frame_stride}, '
         f'{c.sampling} sampling; batch {f.batch_size}, {f.num_batches} timed batches, '
         f'read_threads {f.read_threads}, {os.cpu_count()} CPUs')
-  print(f'{"setting":<22}{"start-up s":>11}{"clips/s":>10}{"vs plain":>10}')
-  print(f'{"plain PyAV loop":<22}{"-":>11}{plain:>10.1f}{1.0:>10.2f}')
+  print(f'{"setting":<30}{"start-up s":>11}{"clips/s":>10}{"vs plain":>10}')
+  print(f'{"plain PyAV loop":<30}{"-":>11}{plain:>10.1f}{1.0:>10.2f}')
   for workers in (int(w) for w in f.workers):
-    startup, rate = time_pipeline(config, workers, f.num_batches)
-    print(f'{f"grain, {workers} workers":<22}{startup:>11.2f}{rate:>10.1f}{rate / plain:>10.2f}')
+    for shared in ((False, True) if workers else (False,)):
+      startup, rate = time_pipeline(config, workers, f.num_batches, shared)
+      name = f'grain, {workers} workers' + (', shared mem' if shared else '')
+      print(f'{name:<30}{startup:>11.2f}{rate:>10.1f}{rate / plain:>10.2f}')
 
 
 if __name__ == '__main__':
