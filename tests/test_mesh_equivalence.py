@@ -30,6 +30,9 @@ TINY = {
     # Dropout and drop path on: their masks must not depend on how the batch is split.
     'model.backbone.dropout': 0.1, 'model.backbone.stochastic_depth': 0.2,
     'model.streams.sketch_dim': 16, 'model.fusion.out_dim': 24, 'model.cenet.hidden_dim': 8,
+    # The paper's co-supervision: both passes update (and keep Adam moments of) the backbone,
+    # so both passes' backbone gradients and moments are checked across meshes.
+    'loss.hal_pass_trains_backbone': True,
     # Adam divides by sqrt(nu) + eps: a large eps stops it from blowing round-off in gradients
     # that are zero in exact arithmetic (the attention key bias) up to lr-sized updates.
     'optim.warmup_steps': 0, 'optim.lr': 1e-3, 'optim.eps': 1e-3,

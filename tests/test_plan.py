@@ -146,6 +146,7 @@ def _step_flops(config):
 def test_frozen_backbone_skips_its_backward_pass(tiny_config_path):
   config = runpy.run_path(tiny_config_path)['get_config']()
   config.data.batch_size = 2
+  config.loss.hal_pass_trains_backbone = True  # both passes differentiate the backbone
   trained = _step_flops(config)
   config.optim.backbone_lr_mult = 0.0
   config.loss.hal_pass_trains_backbone = False
