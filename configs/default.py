@@ -141,9 +141,9 @@ def get_config():
   c.model.streams.num_sketches = 1  # K sketches per stream (paper default 8, docs/method.md §9.6)
   c.model.streams.haf_dim = 0  # 0 = the streams' dim if they share one, else K * d
   c.model.streams.pn = 'asinhe'  # PN at the end of every head
-  # BatchNorm on each head's input ('batch'; 'none' = the paper's head): the heads read the
-  # features' variation across clips at unit scale (docs/method.md, 'Stream heads').
-  c.model.streams.input_norm = 'batch'
+  # 'batch': BatchNorm on each head's input, so the heads read the features' variation across
+  # clips at unit scale; 'none' = the paper's head (docs/method.md, 'Stream heads').
+  c.model.streams.input_norm = 'none'
   c.model.streams.pn_params = {'gamma': 100.0}
   c.model.fusion = ml_collections.ConfigDict()
   c.model.fusion.mode = 'concat_sketch'  # or 'weighted_mean' (Eq. 21-22, group levels)
@@ -167,9 +167,8 @@ def get_config():
   c.loss.label_smoothing = 0.0
   c.loss.multi_label = False  # sigmoid BCE instead of softmax CE (Charades, MPII)
   c.loss.update_scheme = 'alternating'  # paper's two passes per step, or 'joint'
-  # Pass 1 also updates the backbone (the paper's co-supervision). Off by default: with these
-  # targets it cost val accuracy and the heads' fit (docs/method.md, 'Stream heads').
-  c.loss.hal_pass_trains_backbone = False
+  # Pass 1 also updates the backbone (the paper's co-supervision; docs/method.md, 'Stream heads').
+  c.loss.hal_pass_trains_backbone = True
   c.loss.cls_pass_trains_streams = True  # pass 2 also updates the stream heads (the paper's)
   c.loss.robust = 'none'  # 'barron': NOT the paper's loss, an MSE ablation (docs/method.md §3.13)
   c.loss.barron_alpha = 1.0

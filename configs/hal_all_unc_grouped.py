@@ -17,6 +17,7 @@ CPU), rendered from results/ablation/objects/ by `python -m halluc_jax.tables --
 
 | setting | streams | hal. loss | CENet | val top-1 | test top-1 | seeds | test top-5 | test mean class acc. | hal. R² (test) | > train mean | train min | Δ test top-1 vs baseline | pairs | p (paired t) |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| hal_all_unc_grouped_headnorm | OFF + ODF + SDF | Uncert. | grouped | 45.8 ± 10.7 | 46.7 ± 2.7 | 5 | 97.3 | 46.7 | -0.006 | 10/25 | 7.7 | -5.0 ± 11.6 | 5 | 0.389 |
 | hal_all_unc_grouped | OFF + ODF + SDF | Uncert. | grouped | 54.4 ± 7.8 | 50.2 ± 4.6 | 5 | 98.1 | 50.2 | -0.013 | 7/25 | 9.5 | -1.5 ± 14.5 | 5 | 0.833 |
 | rgb_only | RGB only (baseline) | - | - | 49.4 ± 9.6 | 51.7 ± 10.7 | 5 | 96.5 | 51.7 | - | - | 7.5 | ref. | - | - |
 

@@ -98,9 +98,7 @@ def test_parameter_groups_and_counts(setup):
   assert jax.tree_util.tree_structure(labels) == jax.tree_util.tree_structure(params)
   assert set(jax.tree_util.tree_leaves(labels)) == set(PARAM_GROUPS)
   d, dims = 32, sum(DIMS.values())
-  # Per stream: its input BatchNorm's scale and bias (config.model.streams.input_norm='batch'),
-  # then the Dense.
-  assert _count(params['streams']) == sum(2 * d + d * m + m for m in DIMS.values())
+  assert _count(params['streams']) == sum(d * m + m for m in DIMS.values())
   assert _count(params['haf']) == d * 8 + 8  # K * d = 2 * 4
   assert _count(params['prednet']) == 2 * 16 + 16 * NUM_CLASSES + NUM_CLASSES
   cenet_out = 8 * 3 + 8 * 3  # grouped: log-diagonal + 3 off-diagonal entries per coordinate
@@ -166,9 +164,6 @@ def test_update_schemes_touch_the_right_groups(setup, grad_fns, scheme):
 
 def test_update_groups_follow_the_loss_config():
   cfg = _config()
-  hal, cls = update_groups(cfg.loss)  # the default: pass 1 leaves the backbone alone
-  assert hal == ('streams', 'cenet') and cls == PARAM_GROUPS
-  cfg.loss.hal_pass_trains_backbone = True
   hal, cls = update_groups(cfg.loss)
   assert hal == ('streams', 'cenet', 'backbone') and cls == PARAM_GROUPS  # the paper's passes
   cfg.loss.cls_pass_trains_streams = False

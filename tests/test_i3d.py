@@ -242,8 +242,7 @@ def test_config_file_and_full_model_outputs():
   variables, out = _abstract(model, (8, 16, 64, 64, 3))
   assert out['features'].shape == (8, 1, 256) and out['hallucinated']['odf'].shape == (8, 16)
   assert out['logits'].shape == (8, 12)
-  # streams: the heads' input BatchNorm (config.model.streams.input_norm='batch').
-  assert set(variables['batch_stats']) == {'backbone', 'streams', 'prednet', 'cenet'}
+  assert set(variables['batch_stats']) == {'backbone', 'prednet', 'cenet'}
   # 64 frames: T'' = 7, and every head's conv spans all 7 positions.
   model = build_model(tiny_config().model, {'odf': 8}, 5)
   variables, out = _abstract(model, (2, 64, 32, 32, 3))

@@ -39,9 +39,9 @@ class StreamHead(nn.Module):
     pn: power-normalisation name (power_norm.PN_NAMES).
     pn_params: tuple of (name, value) parameters of the PN (e.g. (('gamma', 100.0),)).
     dtype: compute dtype of the conv and Dense; PN runs in float32.
-    input_norm: 'batch' (the default config's) or 'none' (the paper's head): BatchNorm on the
-      Dense's input, so the head sees each feature's variation across videos at unit scale
-      (docs/method.md, 'Stream heads').
+    input_norm: 'none' (the paper's head) or 'batch': BatchNorm on the Dense's input, so the
+      head sees each feature's variation across videos at unit scale (docs/method.md, 'Stream
+      heads').
   """
   dim: int
   num_sketches: int = 1

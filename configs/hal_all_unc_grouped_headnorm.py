@@ -1,0 +1,45 @@
+"""All streams, uncertainty loss (grouped CENet), normalised heads trained by their targets only.
+
+`configs/hal_all_unc_grouped.py` (the main job's setting) with BatchNorm on each head's input
+(`model.streams.input_norm = 'batch'`) and a hallucination pass that updates the heads and CENet
+but not the backbone (`loss.hal_pass_trains_backbone = False`): the variant whose heads beat the
+train-mean predictor where the targets are predictable (docs/method.md, 'Stream heads').
+
+Run (one workdir per seed):
+  python -m halluc_jax.main --config configs/hal_all_unc_grouped_headnorm.py \
+      --workdir workdirs/ablation/hal_all_unc_grouped_headnorm_s0 \
+      --config.seed=0 --config.data.shuffle_seed=0
+
+Result on the `objects` preset (seeds 0-4, 2-core CPU, 2026-12-01), rendered from
+results/ablation/objects/ by `python -m halluc_jax.tables` (README 'Ablation on the objects
+preset'):
+
+<!-- table:objects -->
+
+| setting | streams | hal. loss | CENet | val top-1 | test top-1 | seeds | test top-5 | test mean class acc. | hal. R² (test) | > train mean | train min | Δ test top-1 vs baseline | pairs | p (paired t) |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| hal_all_unc_grouped_headnorm | OFF + ODF + SDF | Uncert. | grouped | 45.8 ± 10.7 | 46.7 ± 2.7 | 5 | 97.3 | 46.7 | -0.006 | 10/25 | 7.7 | -5.0 ± 11.6 | 5 | 0.389 |
+| hal_all_unc_grouped | OFF + ODF + SDF | Uncert. | grouped | 54.4 ± 7.8 | 50.2 ± 4.6 | 5 | 98.1 | 50.2 | -0.013 | 7/25 | 9.5 | -1.5 ± 14.5 | 5 | 0.833 |
+| rgb_only | RGB only (baseline) | - | - | 49.4 ± 9.6 | 51.7 ± 10.7 | 5 | 96.5 | 51.7 | - | - | 7.5 | ref. | - | - |
+
+val / test top-1: video top-1 (%, multi-view averaged) on the validation split and on the held-out test split, mean ± sample std over seeds ("-" std with one seed). Runs select on val only: no row, setting or checkpoint was chosen by its test result. seeds: runs in the row. test top-5, mean class acc.: means over seeds, test split. hal. R²: pooled R² of hallucinated vs ground-truth descriptors on test, mean over streams and seeds; > train mean: (seed, stream) pairs whose R² and cosine both beat the constant train-mean predictor, of those where it is known. train min: wall minutes per run, mean. Δ test top-1 vs baseline (ref.): mean ± sample std over paired seeds of (row − baseline) test top-1 in points, runs paired by config.seed (same seed, same data order); pairs: seeds with a test result in both rows; p: paired t-test (scipy.stats.ttest_rel), two-sided, uncorrected for the number of rows, "-" with fewer than 2 pairs. "-" elsewhere: no such result (e.g. runs from before the test split).
+
+<!-- /table:objects -->
+
+These runs were made while this setting was briefly the default and exported as
+`hal_all_unc_grouped`; their summaries were renamed to this row (name only).
+"""
+import os
+import runpy
+
+# By path, so the config loads from any working directory (no package import of configs/).
+_GROUPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'hal_all_unc_grouped.py')
+
+
+def get_config():
+  """Returns the ConfigDict of this ablation row."""
+  c = runpy.run_path(_GROUPED)['get_config']()
+  c.name = 'hal_all_unc_grouped_headnorm'  # the row label of halluc_jax.tables
+  c.model.streams.input_norm = 'batch'
+  c.loss.hal_pass_trains_backbone = False
+  return c
