@@ -6,13 +6,15 @@ Run:
   python -m halluc_jax.main --config configs/default.py --workdir workdirs/default
   (or `bash run.sh`, which also generates the data and the auxiliary targets)
 
-Result (2026-12-01, seed 0, the `objects` preset, 2-core CPU shared with other jobs): 576
-alternating steps of batch 8 (16 epochs) in 10.0 min wall (598 s, training and both evaluations).
-Val top-1 57.3%, test top-1 52.1% (chance 8.3%, 12 classes); its RGB-only counterpart
-(configs/rgb_only.py, same seed) val 58.3%, test 61.5%. The heads sit on the train-mean
-predictor on test (R^2 -0.011 to -0.015 per stream, the train mean's -0.010 to -0.014): the
-targets' video-to-video variation is not about the class (`python -m halluc_jax.probe_targets`,
-class-mean R^2 column), so the streams have nothing to add. README 'Main job'.
+Result (2026-12-01, seed 0, the `objects` preset, 2-core CPU, results/main_job/): 576
+alternating steps of batch 8 (16 epochs) in 8.6 min wall (515 s, training and both evaluations).
+Val top-1 57.3%, test top-1 50.0% (chance 8.3%, 12 classes); its RGB-only counterpart
+(configs/rgb_only.py, same seed) val 58.3%, test 61.5%. Over seeds 0-4 (README 'Ablation on the
+objects preset', row hal_all_unc_grouped, the same setting): val 54.4 +- 7.8%, test
+50.2 +- 4.6%, paired -1.5 +- 14.5 points against RGB-only (p 0.83). The heads sit on the
+train-mean predictor on test (R^2 -0.026 to -0.004 per stream, the train mean's -0.024 to
+-0.003); the head variant that follows its targets is configs/hal_all_unc_grouped_headnorm.py
+(docs/method.md, 'Stream heads').
 """
 import ml_collections
 
