@@ -150,5 +150,7 @@ def test_camera_median_cancels_a_panning_camera_in_hof_only():
   assert hof_comp[0, 0, up] == pytest.approx(1.0)  # only the object's own motion is left
   assert np.count_nonzero(hof_comp) == 1
   np.testing.assert_allclose(comp[size:], raw[size:])  # MBH blocks are untouched
+  # u is constant, so its MBH block has no magnitude: zeros, not 0/0 (static_floor=0 here).
+  assert np.all(np.isfinite(comp)) and not np.any(comp[size:2 * size])
   with pytest.raises(ValueError, match='camera'):
     flow.flow_frame_features(field, grid, bins, camera='homography')

@@ -147,7 +147,9 @@ def flow_frame_features(flow, grid=(4, 4), bins=8, static_floor=0.1, camera='non
             orientation_histograms(*image_gradients(u), grid, bins),
             orientation_histograms(*image_gradients(v), grid, bins)]
   floor = static_floor * u.size
-  return np.concatenate([(b / (b.sum() + floor)).reshape(-1) for b in blocks])
+  # A block without any magnitude and no floor stays all zeros rather than 0/0 = NaN.
+  return np.concatenate([(b / max(b.sum() + floor, np.finfo(np.float32).tiny)).reshape(-1)
+                         for b in blocks])
 
 
 def flow_descriptor(flows, grid=(4, 4), bins=8, static_floor=0.1, n_eig=3, eps=1e-8,
