@@ -117,6 +117,10 @@ def make_optimizer(optim_cfg, schedule, labels, trainable_groups=GROUPS, backbon
   return optax.chain(*parts)
 
 
+def _hal_backbone_scale(optim_cfg):
+  return float(optim_cfg.get('hal_pass_backbone_lr_mult', 1.0))
+
+
 def pass_groups(optim_cfg, update_scheme, hal_groups=('streams', 'cenet'), cls_groups=GROUPS):
   """Groups each pass may change: {'joint': groups} or {'hal': groups, 'cls': groups}.
 
@@ -124,18 +128,20 @@ def pass_groups(optim_cfg, update_scheme, hal_groups=('streams', 'cenet'), cls_g
   the hallucination tasks should "co-supervise" it, `config.loss.hal_pass_trains_backbone`);
   'cls' takes `cls_groups` (every group, or all but the streams with
   `config.loss.cls_pass_trains_streams = False`); 'joint' takes every group. A backbone with
-  learning-rate multiplier 0 is in none, so the train step does not even differentiate
-  through it.
+  learning-rate multiplier 0 is in none (and not in 'hal' when
+  `optim_cfg.hal_pass_backbone_lr_mult` is 0), so the train step does not even differentiate
+  through it there.
   """
   frozen = {'backbone'} if float(optim_cfg.backbone_lr_mult) <= 0 else set()
+  hal_frozen = frozen | ({'backbone'} if _hal_backbone_scale(optim_cfg) <= 0 else set())
 
-  def keep(groups):
+  def keep(groups, frozen=frozen):
     return tuple(g for g in GROUPS if g in groups and g not in frozen)
 
   if update_scheme == 'joint':
     return {'joint': keep(GROUPS)}
   if update_scheme == 'alternating':
-    return {'hal': keep(hal_groups), 'cls': keep(cls_groups)}
+    return {'hal': keep(hal_groups, hal_frozen), 'cls': keep(cls_groups)}
   raise ValueError(f"config.loss.update_scheme={update_scheme!r}; expected 'joint' or "
                    "'alternating'.")
 
@@ -147,8 +153,7 @@ def make_optimizers(optim_cfg, update_scheme, schedule, labels, hal_groups=('str
   learning rate is further scaled by `optim_cfg.hal_pass_backbone_lr_mult` (default 1): as Adam
   normalises each pass's step, this, not `loss.alpha`, sets how hard the hallucination targets
   pull on the backbone."""
-  hal_scale = float(optim_cfg.get('hal_pass_backbone_lr_mult', 1.0))
   return {name: make_optimizer(optim_cfg, schedule, labels, groups,
-                               hal_scale if name == 'hal' else 1.0)
+                               _hal_backbone_scale(optim_cfg) if name == 'hal' else 1.0)
           for name, groups in pass_groups(optim_cfg, update_scheme, hal_groups,
                                           cls_groups).items()}

@@ -12,6 +12,8 @@ import textwrap
 
 import pytest
 
+from test_pipeline import _config
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _SCRIPT = textwrap.dedent('''
@@ -41,10 +43,7 @@ _SCRIPT = textwrap.dedent('''
 def test_stopped_workers_leave_no_shared_memory(tiny_dataset, tmp_path, num_workers):
   script = tmp_path / 'read_and_close.py'
   script.write_text(_SCRIPT)
-  data = dict(root=str(tiny_dataset), annotations=str(tiny_dataset / 'annotations.csv'),
-              aux_dir='', num_frames=4, frame_stride=2, crop_size=32, resize_short=40,
-              batch_size=4, eval_batch_size=4, eval_clips=2, eval_crops=1,
-              num_workers=num_workers, prefetch_buffer=2)
+  data = _config(tiny_dataset, num_workers=num_workers, prefetch_buffer=2).data.to_dict()
   env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''),
              JAX_PLATFORMS='cpu')
   result = subprocess.run(

@@ -353,6 +353,10 @@ def test_optimizer_groups_schedules_and_frozen_backbone():
     updates, _ = hal_tenth[name].update(grads, hal_tenth[name].init(params), params)
     np.testing.assert_allclose(updates['backbone']['kernel'],
                                factor * updates['cenet']['kernel'], rtol=1e-5)
+  # At 0 the backbone leaves pass 'hal' altogether (not even differentiated there).
+  off = optim.pass_groups(_optim_cfg(hal_pass_backbone_lr_mult=0.0), 'alternating',
+                          hallucinator.hallucination_pass_groups(True))
+  assert 'backbone' not in off['hal'] and 'backbone' in off['cls']
   with pytest.raises(ValueError, match='update_scheme'):
     optim.make_optimizers(cfg, 'sequential', schedule, labels)
 
