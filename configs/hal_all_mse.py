@@ -8,7 +8,7 @@ Run (one workdir per seed; protocol in README 'Ablation on the embedded dataset'
       --workdir workdirs/ablation/hal_all_mse_s0 \
       --config.seed=0 --config.data.shuffle_seed=0
 
-Result on the `objects` preset (ViViT + conv stem, seeds 0-2, the main job's recipe, 2-core
+Result on the `objects` preset (ViViT + conv stem, seeds 0-4, the main job's recipe, 2-core
 CPU, 2026-12-01), rendered from results/ablation/objects/ by `python -m halluc_jax.tables`
 (README 'Ablation on the objects preset'):
 
@@ -26,7 +26,7 @@ val / test top-1: video top-1 (%, multi-view averaged) on the validation split a
 
 <!-- /table:objects -->
 
-Earlier: (2026-11-26, the motion preset, seeds 0-2, H200 box, `bash run.sh ablation` protocol): val top-1
+Earlier: Result (2026-11-26, the motion preset, seeds 0-2, H200 box, `bash run.sh ablation` protocol): val top-1
 10.1 +- 1.2% (chance 8.3%), hallucination R^2 -0.66; ~5 min per run. At chance, like every row:
 see README 'Ablation on the embedded dataset' for why.
 """

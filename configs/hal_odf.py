@@ -26,7 +26,7 @@ val / test top-1: video top-1 (%, multi-view averaged) on the validation split a
 
 <!-- /table:objects -->
 
-Earlier: (2026-11-26, the motion preset, seeds 0-2, H200 box, `bash run.sh ablation` protocol): val top-1
+Earlier: Result (2026-11-26, the motion preset, seeds 0-2, H200 box, `bash run.sh ablation` protocol): val top-1
 9.0 +- 1.2% (chance 8.3%), hallucination R^2 -0.38; ~5 min per run. At chance, like every row:
 see README 'Ablation on the embedded dataset' for why.
 """
