@@ -165,6 +165,10 @@ def get_config():
   c.loss = ml_collections.ConfigDict()
   c.loss.hallucination = 'uncertainty'  # or 'mse' (docs/method.md §3.8)
   c.loss.kappa = 1.0  # weight of -log|Omega| (1 = twice the Gaussian NLL)
+  # Target coordinates constant on the train split (empty count-sketch buckets): 'unit_precision'
+  # scores them by their squared error; 'model' (the paper, literally) lets CENet model them,
+  # whose precision there then grows without bound (docs/method.md, 'Constant target coordinates').
+  c.loss.constant_coords = 'unit_precision'
   c.loss.alpha = 1.0  # total = alpha * hallucination + classification
   c.loss.label_smoothing = 0.0
   c.loss.multi_label = False  # sigmoid BCE instead of softmax CE (Charades, MPII)

@@ -2,7 +2,8 @@
 
 Batch keys: 'label' int32 [B] (or float32 [B, C] multi-hot / soft targets), 'valid' float32 [B]
 (0 = padding), 'aux' {stream: [B, dim]} sketched PN'd targets, 'aux_mask' {stream: [B]} (0 = the
-video has no such target). With config.data.standardize_targets the target store has already
+video has no such target) and, with standardised targets, 'aux_varies' {stream: [B, dim]} (0 = a
+coordinate constant on the train split; docs/method.md, "Constant target coordinates"). With config.data.standardize_targets the target store has already
 standardised 'aux' (z = (y - mean) / std per dimension, train-split statistics; docs/method.md,
 "Target standardisation"), so these losses compare the heads' outputs with z: the MSE is then
 an MSE in original units weighted by 1 / std_d^2 per dimension, and the uncertainty loss models
@@ -10,7 +11,8 @@ the standardised residuals (`losses_uncertainty`). The losses themselves never r
 in training, 'cholesky' {structure: free entries of the precision factor}.
 
 Loss config keys (config.loss): hallucination ('mse' | 'uncertainty'), kappa, alpha,
-label_smoothing, multi_label, robust ('none' | 'barron'), barron_alpha, barron_scale.
+label_smoothing, multi_label, robust ('none' | 'barron'), barron_alpha, barron_scale,
+constant_coords ('unit_precision' | 'model').
 """
 import jax
 import jax.numpy as jnp
@@ -19,6 +21,8 @@ from halluc_jax.losses_uncertainty import to_layout, uncertainty_terms
 
 HALLUCINATION_LOSSES = ('mse', 'uncertainty')
 ROBUST_LOSSES = ('none', 'barron')
+# How the uncertainty loss scores target coordinates that never vary on the train split.
+CONSTANT_COORDS = ('unit_precision', 'model')
 
 
 def _weighted_mean(per_sample, weights):
@@ -124,11 +128,13 @@ def hallucination_loss(outputs, batch, loss_cfg):
   MSE: (1/|H|) sum_i of stream i's squared error ||psi~_i - psi'_i||^2 averaged over the samples
   that have target i (optionally Barron's rho instead of the square). Uncertainty:
   r^T Omega r - kappa log|Omega| over the observed coordinates, divided by d' (docs/method.md §9.11), averaged
-  over valid samples.
+  over valid samples; coordinates with batch['aux_varies'] 0 (constant on the train split) enter
+  as plain squared errors instead, unless loss_cfg.constant_coords == 'model'.
 
   Returns:
     (scalar loss, metrics): 'hal_loss', 'hal_mse/<stream>' (per-coordinate MSE of the stream over
-    samples that have it) and, for the uncertainty loss, 'hal_unc/quadratic' and 'hal_unc/log_det'.
+    samples that have it) and, for the uncertainty loss, 'hal_unc/quadratic', 'hal_unc/log_det'
+    and, with constant coordinates, 'hal_unc/constant_sq'.
   """
   if not outputs['hallucinated']:
     return jnp.zeros((), jnp.float32), {}
@@ -160,10 +166,27 @@ def hallucination_loss(outputs, batch, loss_cfg):
                      'train=True.')
     (structure, cholesky), = outputs['cholesky'].items()
     coord_masks = {n: jnp.broadcast_to(m[:, None], residuals[n].shape) for n, m in masks.items()}
+    constant = loss_cfg.get('constant_coords', 'unit_precision')
+    if constant not in CONSTANT_COORDS:
+      raise ValueError(f'config.loss.constant_coords={constant!r}; expected one of '
+                       f'{CONSTANT_COORDS}.')
+    varies = batch.get('aux_varies') if constant == 'unit_precision' else None
+    fixed_sq = 0.0
+    if varies:
+      # A coordinate constant on the train split has an unbounded maximum-likelihood precision:
+      # CENet's precision there grows without limit and its residuals, weighted by it, swamp
+      # the pass's gradient (docs/method.md, "Constant target coordinates"). It is scored by
+      # its plain squared error instead, so the head keeps it at the train mean.
+      v = {n: varies[n].astype(jnp.float32) if n in varies else jnp.ones_like(r)
+           for n, r in residuals.items()}
+      fixed_sq = sum(jnp.sum(coord_masks[n] * (1.0 - v[n]) * residuals[n] ** 2, axis=-1)
+                     for n in residuals)
+      coord_masks = {n: coord_masks[n] * v[n] for n in residuals}
+      metrics['hal_unc/constant_sq'] = _weighted_mean(fixed_sq, batch.get('valid'))
     quadratic, log_det = uncertainty_terms(to_layout(residuals, structure), cholesky, structure,
                                            to_layout(coord_masks, structure))
     total_dim = sum(r.shape[-1] for r in residuals.values())
-    per_sample = (quadratic - loss_cfg.get('kappa', 1.0) * log_det) / total_dim
+    per_sample = (quadratic + fixed_sq - loss_cfg.get('kappa', 1.0) * log_det) / total_dim
     valid = batch.get('valid')
     loss = _weighted_mean(per_sample, valid)
     metrics['hal_unc/quadratic'] = _weighted_mean(quadratic, valid)

@@ -102,6 +102,9 @@ def abstract_batch(config, target_dims, batch_sharding=None):
     batch['aux'] = {n: sds((b, int(m)), jnp.float32) for n, m in sorted(target_dims.items())}
     batch['aux_mask'] = {n: sds((b,), jnp.float32) for n in sorted(target_dims)}
     batch['aux_bad'] = sds((b,), jnp.int32)
+    if aux_targets.standardize_enabled(config):
+      batch['aux_varies'] = {n: sds((b, int(m)), jnp.float32)
+                             for n, m in sorted(target_dims.items())}
   return batch
 
 

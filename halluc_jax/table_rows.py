@@ -20,12 +20,30 @@ GROUP_ORDER = ('off', 'odf', 'sdf')  # how the paper lists streams: BFO first, t
 BASELINE_STREAMS = 'RGB only (baseline)'
 
 
+# Keys added to configs/default.py after committed runs: (path, the value a config without it ran
+# with, a predicate on the config saying when the key changes nothing). A run that lacks the key
+# is grouped as if it had that value; where the key is inert it is dropped from every run.
+LATER_KEYS = (
+    (('loss', 'constant_coords'), 'model',
+     lambda config: _get(config, ('loss', 'hallucination'), 'mse') != 'uncertainty'),
+)
+
+
 def _without_seeds(config):
+  """The run's config as a row key: seed keys dropped, LATER_KEYS filled in or dropped."""
   config = json.loads(json.dumps(config))  # deep copy
   for path in SEED_KEYS:
     parent = _get(config, path[:-1]) if len(path) > 1 else config
     if isinstance(parent, dict):
       parent.pop(path[-1], None)
+  for path, old_value, inert in LATER_KEYS:
+    parent = _get(config, path[:-1])
+    if not isinstance(parent, dict):
+      continue
+    if inert(config):
+      parent.pop(path[-1], None)
+    else:
+      parent.setdefault(path[-1], old_value)
   return config
 
 

@@ -286,3 +286,70 @@ def test_barron_special_cases_and_mse_ablation():
       robust='barron', barron_alpha=0.0, barron_scale=1.0))  # 2 log(1 + r^2 / 2) < r^2
   np.testing.assert_allclose(robust_l2, mse, rtol=1e-5)
   assert float(robust_cauchy) < float(mse)
+
+
+def _constant_coords_case(rng, structure):
+  outputs, batch = _outputs_and_batch(rng, DIMS)
+  varies = {n: (rng.random(d) > 0.4).astype(np.float32) for n, d in DIMS.items()}
+  batch['aux_varies'] = {n: jnp.broadcast_to(jnp.asarray(v), (4, len(v))) for n, v in varies.items()}
+  batch['aux_mask']['b'] = jnp.array([1.0, 0.0, 1.0, 1.0])
+  chol = _random_factor(rng, structure, DIMS, 4)
+  outputs['cholesky'] = {structure: {k: jnp.asarray(v) for k, v in chol.items()}}
+  return outputs, batch, varies, chol
+
+
+@pytest.mark.parametrize('structure', STRUCTURES)
+def test_constant_coordinates_are_plain_squared_errors(structure):
+  """aux_varies 0: the coordinate leaves the Gaussian model and adds r^2 (numpy reference)."""
+  rng = np.random.default_rng(11)
+  outputs, batch, varies, chol = _constant_coords_case(rng, structure)
+  residual = {n: np.asarray(outputs['hallucinated'][n] - batch['aux'][n]) for n in DIMS}
+  present = {n: np.asarray(batch['aux_mask'][n])[:, None] * np.ones((1, d)) for n, d in DIMS.items()}
+  modelled = _numpy_loss(residual, {n: present[n] * varies[n] for n in DIMS}, chol, structure,
+                         DIMS, kappa=1.5)
+  squared = sum((present[n] * (1 - varies[n]) * residual[n] ** 2).sum(1) for n in DIMS)
+  cfg = _loss_cfg(hallucination='uncertainty', kappa=1.5)
+  loss, metrics = losses.hallucination_loss(outputs, batch, cfg)
+  np.testing.assert_allclose(loss, np.mean(modelled + squared) / sum(DIMS.values()), rtol=1e-4)
+  np.testing.assert_allclose(metrics['hal_unc/constant_sq'], squared.mean(), rtol=1e-5)
+  # 'model': the paper's literal loss, every coordinate under CENet's precision.
+  literal, literal_metrics = losses.hallucination_loss(outputs, batch,
+                                                       _loss_cfg(hallucination='uncertainty',
+                                                                 kappa=1.5,
+                                                                 constant_coords='model'))
+  np.testing.assert_allclose(literal, np.mean(_numpy_loss(residual, present, chol, structure,
+                                                          DIMS, 1.5)) / sum(DIMS.values()),
+                             rtol=1e-4)
+  assert 'hal_unc/constant_sq' not in literal_metrics
+
+
+def test_constant_coordinates_give_cenet_no_gradient():
+  """CENet's precision of a constant coordinate gets no gradient, so it cannot grow without
+  bound, and its residual's gradient is 2 r / d' whatever CENet predicts there."""
+  rng = np.random.default_rng(12)
+  outputs, batch, varies, chol = _constant_coords_case(rng, 'diag')
+  cfg = _loss_cfg(hallucination='uncertainty')
+
+  def loss_of(log_diag, hallucinated):
+    out = {**outputs, 'hallucinated': hallucinated, 'cholesky': {'diag': {'log_diag': log_diag}}}
+    return losses.hallucination_loss(out, batch, cfg)[0]
+
+  g_chol, g_pred = jax.grad(loss_of, argnums=(0, 1))(jnp.asarray(chol['log_diag']),
+                                                    outputs['hallucinated'])
+  constant = np.concatenate([1 - varies[n] for n in sorted(DIMS)]) > 0
+  assert constant.any() and (~constant).any()
+  np.testing.assert_array_equal(np.asarray(g_chol)[:, constant], 0.0)
+  assert np.abs(np.asarray(g_chol)[:, ~constant]).max() > 0
+  for n in DIMS:
+    r = np.asarray(outputs['hallucinated'][n] - batch['aux'][n])
+    expected = 2 * r / (4 * sum(DIMS.values())) * np.asarray(batch['aux_mask'][n])[:, None]
+    c = varies[n] == 0
+    np.testing.assert_allclose(np.asarray(g_pred[n])[:, c], expected[:, c], rtol=1e-5, atol=1e-8)
+
+
+def test_constant_coords_setting_is_checked():
+  rng = np.random.default_rng(13)
+  outputs, batch, _, _ = _constant_coords_case(rng, 'diag')
+  with pytest.raises(ValueError, match='constant_coords'):
+    losses.hallucination_loss(outputs, batch, _loss_cfg(hallucination='uncertainty',
+                                                        constant_coords='drop'))

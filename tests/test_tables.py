@@ -318,3 +318,21 @@ def test_update_replaces_only_between_markers(tmp_path):
   assert proc.returncode != 0 and 'README.md: expected the marker "<!-- table:nope -->"' \
       in proc.stderr
   assert readme.read_text() == before
+
+
+def test_a_key_added_later_groups_old_runs_by_the_value_they_ran_with(tmp_path):
+  """loss.constant_coords (table_rows.LATER_KEYS): an uncertainty run from before the key ran
+  as 'model', so it is not merged with a new 'unit_precision' run; for MSE the key is inert,
+  so MSE runs with and without it stay one row."""
+  def with_key(config, value):
+    config['loss']['constant_coords'] = value
+    return config
+  dirs = [_workdir(tmp_path, 'u_old', _config('u', 0, loss='uncertainty'), 0.5),
+          _workdir(tmp_path, 'u_new', with_key(_config('u', 1, loss='uncertainty'),
+                                               'unit_precision'), 0.6),
+          _workdir(tmp_path, 'u_lit', with_key(_config('u', 2, loss='uncertainty'), 'model'), 0.7),
+          _workdir(tmp_path, 'm_old', _config('m', 0), 0.4),
+          _workdir(tmp_path, 'm_new', with_key(_config('m', 1), 'unit_precision'), 0.45)]
+  _, rows, _ = tables.build_table(dirs)
+  seeds = sorted((r['name'], r['seeds']) for r in rows)
+  assert seeds == [('m', 2), ('u', 1), ('u', 2)], rows

@@ -336,3 +336,26 @@ def test_tiny_head_reaches_a_constant_offset_target_only_when_standardised():
   assert metrics.r2_score(np.broadcast_to(mean, y.shape), y) <= 1e-6  # mean: R^2 0 in sample
   pn_pred = fit(StreamHead(8), y)  # AsinhE, gamma' = 100, on raw targets
   assert float(pn_pred.max()) < 3.0
+
+
+def test_varying_coordinates_mark_the_floored_dims():
+  """0 exactly where the train std was raised to the floor (a constant target coordinate)."""
+  rng = np.random.default_rng(3)
+  rows = rng.normal(size=(50, 6)) * np.array([1.0, 2.0, 0.0, 0.5, 1e-7, 3.0]) + 4.0
+  _, std, _ = aux_targets.masked_mean_std(rows)
+  np.testing.assert_array_equal(aux_targets.varying_coordinates(std), [1, 1, 0, 1, 0, 1])
+  assert aux_targets.varying_coordinates(np.zeros(3)).sum() == 0  # all-constant stream
+
+
+def test_batches_carry_the_varying_coordinates_when_standardised(targets):
+  """Every row (padding too) gets aux_varies from the train statistics; raw targets get none."""
+  config, _, _ = targets
+  store = pipeline._aux_store(config)  # pylint: disable=protected-access
+  stats = aux_targets.train_split_stats(config)
+  for video_id in ('train/v2', None):
+    fields = clips.aux_fields(store, video_id)
+    for k in DIMS:
+      np.testing.assert_array_equal(fields['aux_varies'][k], aux_targets.varying_coordinates(
+          stats['streams'][k]['std']))
+  config.data.standardize_targets = False
+  assert 'aux_varies' not in clips.aux_fields(pipeline._aux_store(config), 'train/v2')  # pylint: disable=protected-access

@@ -59,7 +59,7 @@ def synthetic_batch(abstract, num_classes, seed=0):
       if len(spec.shape) == 2:  # multi-hot
         return (rng.random(spec.shape) < 0.1).astype(spec.dtype)
       return rng.integers(0, num_classes, spec.shape).astype(spec.dtype)
-    if "'valid'" in name or "'aux_mask'" in name:
+    if "'valid'" in name or "'aux_mask'" in name or "'aux_varies'" in name:
       return np.ones(spec.shape, spec.dtype)
     if np.issubdtype(spec.dtype, np.integer):
       return np.zeros(spec.shape, spec.dtype)

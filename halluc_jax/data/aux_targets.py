@@ -130,6 +130,16 @@ def destandardize(z, mean, std):
   return z * std + mean
 
 
+def varying_coordinates(std, rel_floor=STD_REL_FLOOR, abs_floor=STD_ABS_FLOOR):
+  """float32 [D] 1 where a floored std (as stored) is above the floor, 0 at it: the train split's
+  target is (near-)constant there, so its z is 0 up to noise (docs/method.md, "Constant target
+  coordinates"). Flooring only raises entries, so the floor recomputed from the stored std is
+  at least the original one; an entry within 1e-6 of it counts as constant."""
+  std = np.asarray(std, np.float64)
+  floor = max(rel_floor * float(np.sqrt(np.mean(std ** 2))), abs_floor)
+  return (std > floor * (1.0 + 1e-6)).astype(np.float32)
+
+
 def floored_std(std, rel_floor=STD_REL_FLOOR, abs_floor=STD_ABS_FLOOR):
   """std floored at max(rel_floor * sqrt(mean(std^2)), abs_floor); see STD_REL_FLOOR."""
   std = np.asarray(std, np.float64)
@@ -319,6 +329,8 @@ class TargetStandardizer:
   Attributes:
     split: the split the statistics come from.
     mean, std: {stream: float32 [dim]}.
+    varies: {stream: float32 [dim]}, 0 where the train split's target is constant
+      (`varying_coordinates`).
   """
 
   def __init__(self, stats, streams=None):
@@ -334,6 +346,10 @@ class TargetStandardizer:
                        'config.data.standardize_targets=False.')
     self.mean = {n: np.asarray(stats['streams'][n]['mean'], np.float32) for n in names}
     self.std = {n: np.asarray(stats['streams'][n]['std'], np.float32) for n in names}
+    floor = stats.get('std_floor', {})
+    self.varies = {n: varying_coordinates(stats['streams'][n]['std'],
+                                          floor.get('relative', STD_REL_FLOOR),
+                                          floor.get('absolute', STD_ABS_FLOOR)) for n in names}
 
   def standardize(self, name, y):
     return standardize(y, self.mean[name], self.std[name])

@@ -77,12 +77,17 @@ def aux_fields(store, video_id):
   """The batch's auxiliary-target keys for one video ({} without a store, zeros for None)."""
   if store is None:
     return {}
+  # Standardised targets come with the coordinates the train split never varies (the same for
+  # every row; the uncertainty loss scores those by their squared error, `losses`).
+  varies = ({'aux_varies': dict(store.standardizer.varies)} if store.standardizer is not None
+            else {})
   if video_id is None:  # padding row: no targets
     return {'aux': {k: np.zeros((d,), np.float32) for k, d in store.dims.items()},
-            'aux_mask': {k: np.float32(0.0) for k in store.dims}, 'aux_bad': np.int32(0)}
+            'aux_mask': {k: np.float32(0.0) for k in store.dims}, 'aux_bad': np.int32(0),
+            **varies}
   targets, masks, num_bad = store.lookup(video_id)
   return {'aux': targets, 'aux_mask': {k: np.float32(v) for k, v in masks.items()},
-          'aux_bad': np.int32(num_bad)}
+          'aux_bad': np.int32(num_bad), **varies}
 
 
 def decode_clip(path, indices, short=None):

@@ -25,7 +25,8 @@ Batch dict (numpy, leading dim = per-process batch B):
   [B] (row in the split's record list); eval only: view_index int32 [B] (clip * crops + crop);
   with config.data.aux_dir: aux {stream: float32 [B, dim]} (standardised with the train
   split's statistics when config.data.standardize_targets), aux_mask {stream: float32 [B]},
-  aux_bad int32 [B].
+  aux_bad int32 [B]; with standardised targets also aux_varies {stream: float32 [B, dim]} (0 =
+  a coordinate constant on the train split, `aux_targets.varying_coordinates`).
 """
 import functools
 import logging
