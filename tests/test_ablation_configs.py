@@ -17,6 +17,7 @@ EXPECTED_ROWS = {
     'hal_all_mse': ('OFF + ODF + SDF', 'MSE', '-'),
     'hal_all_unc_diag': ('OFF + ODF + SDF', 'Uncert.', 'diag'),
     'hal_all_unc_grouped': ('OFF + ODF + SDF', 'Uncert.', 'grouped'),
+    'hal_all_unc_grouped_literal': ('OFF + ODF + SDF', 'Uncert.', 'grouped'),
 }
 # Keys the ablations add on top of configs/default.py (see the report of issue 5 item 7).
 ADDED_KEYS = {'name', 'model.streams.use_groups'}
@@ -50,7 +51,7 @@ def test_config_is_default_plus_its_row(name):
   assert not unknown, f'configs/{name}.py sets keys absent from default.py: {unknown}'
   changed = {k for k in flat if k in default and flat[k] != default[k]}
   assert changed <= {'data.aux_dir', 'loss.hallucination', 'loss.update_scheme',
-                     'model.cenet.structure'}, changed
+                     'model.cenet.structure', 'loss.constant_coords'}, changed
   assert tables.describe_setting(config) == EXPECTED_ROWS[name]
   with open(os.path.join(ROOT, 'configs', f'{name}.py')) as f:
     source = f.read()
