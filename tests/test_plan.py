@@ -75,11 +75,20 @@ def test_planner_reports_mesh_flops_and_memory(planner_run):
   assert result['mesh']['data'] == 8 and result['per_device_batch'] == 1
   assert result['step_flops_per_device'] > 0
   assert result['step_flops'] == pytest.approx(8 * result['step_flops_per_device'])
-  # The alternating scheme runs two forward+backward passes: several forwards' worth of work.
-  assert result['step_flops_per_clip'] > 3 * result['forward_flops']
+  # The alternating scheme runs two forward+backward passes, each ~3 forwards (the backward
+  # costs ~2): ~6 forwards per clip. A pass counted twice or missed lands at ~12 or ~3.
+  assert 5.0 < result['step_flops_per_clip'] / result['forward_flops'] < 7.5
   assert result['forward_flops'] > result['forward_backbone_flops'] > 0
   mem = result['memory']
-  assert mem['argument'] > 0 and mem['total'] >= mem['argument']
+  # Arguments: float32 params + both passes' Adam mu and nu over the groups each pass trains
+  # (pass 1: backbone, streams, CENet; pass 2: all), replicated on the data mesh, plus one
+  # clip's batch; the step counters and rng add a few hundred bytes.
+  counts = result['params']
+  hal = counts['backbone'] + counts['streams'] + counts['cenet']
+  state = 4 * (counts['total'] + 2 * hal + 2 * counts['total'])
+  clip = 4 * 4 * 16 * 16 * 3 + 3 * 4  # video, label, valid, video_index
+  assert mem['argument'] == pytest.approx(state + clip, rel=0.01)
+  assert mem['total'] >= mem['argument']
   assert 'Memory per device' in stdout and 'Train step FLOPs' in stdout
 
 
