@@ -21,6 +21,7 @@ The row, rendered by `python -m halluc_jax.tables`:
 | hal_all_mse | OFF + ODF + SDF | MSE | - | 51.0 ± 3.5 | 52.5 ± 4.5 | 5 | 97.1 | 52.5 | 0.102 | 20/25 | 8.0 | +0.8 ± 15.2 | 5 | 0.908 |
 | hal_all_unc_grouped_headnorm | OFF + ODF + SDF | Uncert. | grouped | 45.8 ± 10.7 | 46.7 ± 2.7 | 5 | 97.3 | 46.7 | -0.006 | 10/25 | 7.7 | -5.0 ± 11.6 | 5 | 0.389 |
 | hal_all_unc_grouped_literal | OFF + ODF + SDF | Uncert. | grouped | 54.4 ± 7.8 | 50.2 ± 4.6 | 5 | 98.1 | 50.2 | -0.013 | 7/25 | 9.5 | -1.5 ± 14.5 | 5 | 0.833 |
+| hal_all_unc_grouped | OFF + ODF + SDF | Uncert. | grouped | 55.2 ± 6.2 | 50.4 ± 1.7 | 5 | 97.1 | 50.4 | 0.101 | 19/25 | 13.4 | -1.2 ± 12.3 | 5 | 0.832 |
 | hal_odf | ODF | MSE | - | 52.9 ± 3.0 | 48.8 ± 5.7 | 5 | 96.7 | 48.8 | 0.132 | 7/10 | 10.1 | -2.9 ± 15.3 | 5 | 0.692 |
 | hal_off | OFF | MSE | - | 50.0 | 44.8 | 1 | 100.0 | 44.8 | -0.014 | 0/1 | 13.3 | -16.7 | 1 | - |
 | hal_sdf | SDF | MSE | - | 56.2 | 46.9 | 1 | 96.9 | 46.9 | 0.134 | 2/2 | 12.4 | -14.6 | 1 | - |
