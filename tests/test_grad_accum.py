@@ -84,6 +84,9 @@ def uneven_batch(num_classes, seed=0):
       'video_index': np.arange(BATCH, dtype=np.int32),
       'aux': {n: rng.standard_normal((BATCH, d)).astype(np.float32) for n, d in DIMS.items()},
       'aux_mask': {'odf': odf, 'sdf': sdf},
+      # Some coordinates constant on the "train split": the uncertainty loss's r^2 term.
+      'aux_varies': {n: np.broadcast_to((np.arange(d) % 3 > 0).astype(np.float32),
+                                        (BATCH, d)).copy() for n, d in DIMS.items()},
       'aux_bad': np.zeros(BATCH, np.int32)}
 
 
@@ -127,6 +130,7 @@ def test_accumulated_step_equals_large_batch_step(scheme, hallucination):
   for k, v in want_metrics.items():
     np.testing.assert_allclose(got_metrics[k], v, rtol=1e-4, atol=1e-6, err_msg=k)
   assert want_metrics['finite'] == 1.0 and want_metrics['num_invalid'] == 5.0
+  assert (hallucination == 'uncertainty') == ('hal_unc/constant_sq' in want_metrics)
   # Adam's first moment after one step is (1 - b1) * the clipped gradient: the gradients agree.
   assert_trees_close(want_state.opt_state, got_state.opt_state, 1e-3, 'opt_state')
   assert_trees_close(want_state.batch_stats, got_state.batch_stats, 1e-5, 'batch_stats')
