@@ -8,7 +8,10 @@ Run (one workdir per seed; protocol in README 'Ablation on the embedded dataset'
       --workdir workdirs/ablation/hal_sdf_s0 \
       --config.seed=0 --config.data.shuffle_seed=0
 
-Result (2026-11-26, seeds 0-2, H200 box, `bash run.sh ablation` protocol): val top-1
+On the `objects` preset (ViViT + conv stem, the main job's recipe, 2-core CPU, 2026-12-01), seed 0
+only so far: val top-1 56.2%, test 46.9%, heads above the train mean on test for both SDF streams (README 'Ablation on the objects preset').
+
+Earlier: Result (2026-11-26, seeds 0-2, H200 box, `bash run.sh ablation` protocol): val top-1
 8.7 +- 0.6% (chance 8.3%), hallucination R^2 -0.65; ~5 min per run. At chance, like every row:
 see README 'Ablation on the embedded dataset' for why.
 """

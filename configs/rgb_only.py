@@ -18,6 +18,7 @@ CPU), rendered from results/ablation/objects/ by `python -m halluc_jax.tables --
 | setting | streams | hal. loss | CENet | val top-1 | test top-1 | seeds | test top-5 | test mean class acc. | hal. R² (test) | > train mean | train min | Δ test top-1 vs baseline | pairs | p (paired t) |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 | hal_all_mse | OFF + ODF + SDF | MSE | - | 51.0 ± 3.5 | 52.5 ± 4.5 | 5 | 97.1 | 52.5 | 0.102 | 20/25 | 8.0 | +0.8 ± 15.2 | 5 | 0.908 |
+| hal_all_unc_diag | OFF + ODF + SDF | Uncert. | diag | 50.0 ± 4.9 | 49.5 ± 5.7 | 4 | 97.9 | 49.5 | 0.103 | 16/20 | 10.1 | -5.2 ± 15.2 | 4 | 0.543 |
 | hal_all_unc_grouped_headnorm | OFF + ODF + SDF | Uncert. | grouped | 45.8 ± 10.7 | 46.7 ± 2.7 | 5 | 97.3 | 46.7 | -0.006 | 10/25 | 7.7 | -5.0 ± 11.6 | 5 | 0.389 |
 | hal_all_unc_grouped_literal | OFF + ODF + SDF | Uncert. | grouped | 54.4 ± 7.8 | 50.2 ± 4.6 | 5 | 98.1 | 50.2 | -0.013 | 7/25 | 9.5 | -1.5 ± 14.5 | 5 | 0.833 |
 | hal_all_unc_grouped | OFF + ODF + SDF | Uncert. | grouped | 55.2 ± 6.2 | 50.4 ± 1.7 | 5 | 97.1 | 50.4 | 0.101 | 19/25 | 13.4 | -1.2 ± 12.3 | 5 | 0.832 |
