@@ -36,15 +36,12 @@ import os
 import runpy
 
 # By path, so the config loads from any working directory (no package import of configs/).
-_DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'default.py')
+_GROUPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'hal_all_unc_grouped.py')
 
 
 def get_config():
-  """Returns the ConfigDict of this ablation row."""
-  c = runpy.run_path(_DEFAULT)['get_config']()
+  """Returns the ConfigDict of this ablation row: hal_all_unc_grouped with the literal loss."""
+  c = runpy.run_path(_GROUPED)['get_config']()
   c.name = 'hal_all_unc_grouped_literal'  # the row label of halluc_jax.tables
-  c.model.streams.use_groups = ('off', 'odf', 'sdf')
-  c.loss.hallucination = 'uncertainty'
-  c.model.cenet.structure = 'grouped'
   c.loss.constant_coords = 'model'
   return c

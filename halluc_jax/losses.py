@@ -3,8 +3,8 @@
 Batch keys: 'label' int32 [B] (or float32 [B, C] multi-hot / soft targets), 'valid' float32 [B]
 (0 = padding), 'aux' {stream: [B, dim]} sketched PN'd targets, 'aux_mask' {stream: [B]} (0 = the
 video has no such target) and, with standardised targets, 'aux_varies' {stream: [B, dim]} (0 = a
-coordinate constant on the train split; docs/method.md, "Constant target coordinates"). With config.data.standardize_targets the target store has already
-standardised 'aux' (z = (y - mean) / std per dimension, train-split statistics; docs/method.md,
+coordinate constant on the train split; docs/method.md, "Constant target coordinates"). With
+config.data.standardize_targets the target store has already standardised 'aux' (z = (y - mean) / std per dimension, train-split statistics; docs/method.md,
 "Target standardisation"), so these losses compare the heads' outputs with z: the MSE is then
 an MSE in original units weighted by 1 / std_d^2 per dimension, and the uncertainty loss models
 the standardised residuals (`losses_uncertainty`). The losses themselves never rescale. Model outputs: 'logits' [B, C], 'hallucinated' {stream: [B, dim]} and,

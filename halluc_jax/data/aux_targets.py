@@ -130,21 +130,24 @@ def destandardize(z, mean, std):
   return z * std + mean
 
 
+def _std_floor(std, rel_floor, abs_floor):
+  """max(rel_floor * sqrt(mean(std^2)), abs_floor): the floor of `floored_std`."""
+  return max(rel_floor * float(np.sqrt(np.mean(std ** 2))), abs_floor)
+
+
 def varying_coordinates(std, rel_floor=STD_REL_FLOOR, abs_floor=STD_ABS_FLOOR):
   """float32 [D] 1 where a floored std (as stored) is above the floor, 0 at it: the train split's
   target is (near-)constant there, so its z is 0 up to noise (docs/method.md, "Constant target
   coordinates"). Flooring only raises entries, so the floor recomputed from the stored std is
   at least the original one; an entry within 1e-6 of it counts as constant."""
   std = np.asarray(std, np.float64)
-  floor = max(rel_floor * float(np.sqrt(np.mean(std ** 2))), abs_floor)
-  return (std > floor * (1.0 + 1e-6)).astype(np.float32)
+  return (std > _std_floor(std, rel_floor, abs_floor) * (1.0 + 1e-6)).astype(np.float32)
 
 
 def floored_std(std, rel_floor=STD_REL_FLOOR, abs_floor=STD_ABS_FLOOR):
   """std floored at max(rel_floor * sqrt(mean(std^2)), abs_floor); see STD_REL_FLOOR."""
   std = np.asarray(std, np.float64)
-  floor = max(rel_floor * float(np.sqrt(np.mean(std ** 2))), abs_floor)
-  return np.maximum(std, floor)
+  return np.maximum(std, _std_floor(std, rel_floor, abs_floor))
 
 
 class RunningMoments:
