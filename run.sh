@@ -70,31 +70,37 @@ case "$cmd" in
     fi
     ;;
   ablation)
-    # The embedded reproduction table (README 'Ablation on the embedded dataset'): every row's
+    # The embedded reproduction table (README 'Ablation on the objects preset'): every row's
     # config (HALLUC_ROWS) x HALLUC_SEEDS, HALLUC_PARALLEL runs at a time, extra args to every run; a run that
     # already has its eval result is skipped, an interrupted one resumes from its checkpoint.
     # Every finished run is exported as a small JSON summary into HALLUC_RESULTS_DIR (commit
     # those: workdirs do not outlive the machine; halluc_jax/results_io.py), and the table is
-    # rendered from them.
+    # rendered from them. Every run reads DATA_DIR (the preset's data; a row without targets,
+    # data.aux_dir = '' as in rgb_only, keeps none); HALLUC_PRESET=motion runs the hard preset.
     setup
     prepare_data
-    ABL_DIR=${HALLUC_ABLATION_DIR:-workdirs/ablation}
-    RES_DIR=${HALLUC_RESULTS_DIR:-results/ablation/${PRESET:-objects}}
+    default_abl_dir=workdirs/ablation; [ "$PRESET" = objects ] || default_abl_dir=workdirs/ablation_$PRESET
+    ABL_DIR=${HALLUC_ABLATION_DIR:-$default_abl_dir}
+    RES_DIR=${HALLUC_RESULTS_DIR:-results/ablation/$PRESET}
     mkdir -p "$ABL_DIR"
     rows=${HALLUC_ROWS:-rgb_only hal_odf hal_sdf hal_off hal_all_mse hal_all_unc_diag hal_all_unc_grouped}
     for seed in ${HALLUC_SEEDS:-0 1 2}; do for row in $rows; do echo "$row $seed"; done; done |
-      ABL_DIR="$ABL_DIR" RES_DIR="$RES_DIR" VENV="$VENV" EXTRA="$*" \
+      ABL_DIR="$ABL_DIR" RES_DIR="$RES_DIR" VENV="$VENV" DATA_DIR="$DATA_DIR" EXTRA="$*" \
       xargs -P "${HALLUC_PARALLEL:-1}" -L 1 bash -c '
         row=$0; seed=$1; wd="$ABL_DIR/${row}_s$seed"
+        data_flags="--config.data.root=$DATA_DIR --config.data.annotations=$DATA_DIR/annotations.csv"
+        has_targets=$("$VENV/bin/python" -c "import runpy, sys
+print(bool(runpy.run_path(sys.argv[1])[\"get_config\"]().data.aux_dir))" "configs/$row.py")
+        [ "$has_targets" = True ] && data_flags="$data_flags --config.data.aux_dir=$DATA_DIR/targets"
         export_run() {
           "$VENV/bin/python" -m halluc_jax.tables --export "$wd" --results_dir "$RES_DIR" \
             || echo "[run.sh] $wd: not exported to $RES_DIR (see above)"
         }
         [ -f "$wd/eval/eval_latest.json" ] && { echo "[run.sh] $wd done already"; export_run; exit 0; }
         t0=$(date +%s)
-        # shellcheck disable=SC2086  # EXTRA holds whitespace-separated --config.x=y flags
+        # shellcheck disable=SC2086  # data_flags, EXTRA: whitespace-separated --config.x=y flags
         "$VENV/bin/python" -m halluc_jax.main --config "configs/$row.py" --workdir "$wd" \
-          --config.seed="$seed" --config.data.shuffle_seed="$seed" $EXTRA > "$wd.log" 2>&1 \
+          --config.seed="$seed" --config.data.shuffle_seed="$seed" $data_flags $EXTRA > "$wd.log" 2>&1 \
           || { echo "[run.sh] $wd failed: see $wd.log"; exit 0; }
         echo "{\"wall_seconds\": $(( $(date +%s) - t0 ))}" > "$wd/timing.json"
         echo "[run.sh] $wd: $(grep "^Result" "$wd.log" | tail -1)"

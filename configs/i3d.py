@@ -1,4 +1,5 @@
-"""I3D backbone on CPU: configs/default.py with a reduced I3D ('mini') instead of the tiny ViViT.
+"""I3D backbone on CPU: configs/hal_all_unc_grouped.py (the setting of configs/default.py: all
+five streams, uncertainty loss, grouped CENet) with a reduced I3D ('mini') instead of the ViViT.
 
 'mini' is the published Inception-v1 I3D at a quarter of its width with one Inception block per
 stage (Mixed_3c, Mixed_4f, Mixed_5c; models/variants.py), trained from scratch on 16x64x64 clips.
@@ -23,14 +24,20 @@ import os
 import runpy
 
 # By path, so the config loads from any working directory (no package import of configs/).
-_DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'default.py')
+_ROW = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'hal_all_unc_grouped.py')
 
 
-def get_config():
-  """Returns the ConfigDict: the default run with the 'mini' I3D backbone."""
-  c = runpy.run_path(_DEFAULT)['get_config']()
+def use_i3d(c):
+  """Switches config `c` to the reduced I3D backbone, in place (also configs/i3d_rgb_only.py)."""
   b = c.model.backbone
   b.name = 'i3d'
   b.variant = 'mini'
   b.overrides = {}  # default.py's are ViViT fields
+  return c
+
+
+def get_config():
+  """Returns the ConfigDict: the default run with the 'mini' I3D backbone."""
+  c = use_i3d(runpy.run_path(_ROW)['get_config']())
+  c.name = 'i3d'  # the row label of halluc_jax.tables
   return c

@@ -97,3 +97,18 @@ def test_single_stream_row_builds_cenet_and_loss(structure):
   r = np.asarray(residual['off_hofmbh'])
   direct = np.sum(np.exp(2 * log_diag) * r**2, -1) - 2 * np.sum(log_diag, -1)
   np.testing.assert_allclose(np.asarray(loss), direct, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('name, counterpart', [('i3d', 'hal_all_unc_grouped'),
+                                               ('i3d_rgb_only', 'rgb_only')])
+def test_i3d_rows_differ_from_their_vivit_row_only_in_the_backbone(name, counterpart):
+  """The other-backbone pair of the ablation changes the backbone and nothing else."""
+  config, base = load_config(name).to_dict(), load_config(counterpart).to_dict()
+  flat, flat_base = _flat(config), _flat(base)
+  changed = {k for k in set(flat) | set(flat_base) if flat.get(k, KeyError) != flat_base.get(k, KeyError)}
+  assert {k for k in changed if not k.startswith('model.backbone.')} == {'name'}, changed
+  assert config['name'] == name and flat['model.backbone.name'] == 'i3d'
+  assert flat['model.backbone.variant'] == 'mini'
+  assert tables.describe_setting(config) == EXPECTED_ROWS[counterpart]
+  with open(os.path.join(ROOT, 'configs', f'{name}.py')) as f:
+    assert f'--config configs/{name}.py' in f.read()
