@@ -137,6 +137,7 @@ def get_config():
   c.model.backbone.remat = 'none'
   c.model.streams = ml_collections.ConfigDict()
   c.model.streams.use = ()  # aux streams to hallucinate, () = every stream in the manifest
+  c.model.streams.use_groups = ()  # and/or whole groups, e.g. ('odf',); () = no filter
   c.model.streams.dims = {}  # name -> dim when there is no manifest (data.aux_dir = '')
   c.model.streams.groups = {}  # name -> group for weighted-mean fusion, e.g. det1 -> 'odf'
   c.model.streams.sketch_dim = 128  # d per sketch (paper: 128-512), as c.extract.stream.*.d

@@ -3,7 +3,7 @@
     MFU = model_flops_per_step / step_seconds / (num_devices * peak_flops_per_device)
 
 `model_flops_per_step` is the whole step's work over all devices: the matrix products and
-convolutions of the step's jaxpr (`plan.step_flops`, `halluc_jax.flops`), the same on every
+convolutions of the step's jaxpr (`train_step.step_flops`, `halluc_jax.flops`), the same on every
 backend (XLA's GPU cost analysis misses the cuBLAS/cuDNN calls).
 Peaks are dense (no 2:4 sparsity) bf16 tensor throughput per device (per chip for TPUs), from
 the vendors' data sheets:
@@ -99,7 +99,7 @@ def throughput_scalars(model_flops_per_step, steps_per_sec, num_devices, peak):
   """The trainer's FLOP metrics for one logging window.
 
   Args:
-    model_flops_per_step: FLOPs of one step over all devices (`plan.step_flops`).
+    model_flops_per_step: FLOPs of one step over all devices (`train_step.step_flops`).
     steps_per_sec: measured step rate of the window; None or 0 = not measured (the window
       held only the compiling first step).
     num_devices: devices that ran the step.

@@ -4,8 +4,8 @@
 
 Builds the mesh of `config.mesh` over `--devices` fake CPU devices (XLA's
 `--xla_force_host_platform_device_count`, set before jax starts), the model, optimisers and
-train-state shardings exactly as `train.Setup` does, but from abstract values only
-(`jax.eval_shape`: no weight is ever allocated), then lowers and compiles
+train-state shardings with the trainer's `setup.Setup` in its abstract mode (no data read,
+`jax.eval_shape`: no weight is ever allocated), then lowers and compiles
 `train_step.train_step` with the trainer's in/out shardings and donation for an abstract batch
 shaped like the input pipeline's. It prints:
 
@@ -51,7 +51,6 @@ if __name__ == '__main__' and _devices_from_argv(sys.argv) > 0:
   force_host_device_count(_devices_from_argv(sys.argv))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position  # jax only after the flag above
-import functools
 import json
 import time
 
@@ -63,11 +62,9 @@ import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 
-from halluc_jax import flops as flops_lib
-from halluc_jax import optim
+from halluc_jax import setup as setup_lib
 from halluc_jax import sharding
 from halluc_jax import train_step as train_step_lib
-from halluc_jax.data import aux_targets
 from halluc_jax.models import hallucinator
 from halluc_jax.models import i3d
 from halluc_jax.models import vivit
@@ -75,115 +72,6 @@ from halluc_jax.models.variants import decode_i3d_variant, decode_variant
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 GIB = 2.0 ** 30
-
-
-def stream_info(config):
-  """(model stream dims, model stream groups, target dims of a real batch's 'aux')."""
-  aux_dir = config.data.get('aux_dir', '')
-  manifest = aux_targets.read_manifest(aux_dir) if aux_dir else None
-  dims, groups = hallucinator.resolve_streams(config.model, manifest)
-  if manifest is None:
-    return dims, groups, dict(dims)
-  return dims, groups, {n: int(s['dim']) for n, s in manifest['streams'].items()}
-
-
-def abstract_batch(config, target_dims, batch_sharding=None):
-  """ShapeDtypeStructs of one global batch as `pipeline.make_train_dataset` yields it."""
-  d = config.data
-  b = int(d.batch_size)
-  sds = functools.partial(jax.ShapeDtypeStruct, sharding=batch_sharding)
-  batch = {
-      'video': sds((b, d.num_frames, d.crop_size, d.crop_size, 3), jnp.float32),
-      'label': (sds((b, d.num_classes), jnp.float32) if d.multi_label
-                else sds((b,), jnp.int32)),
-      'valid': sds((b,), jnp.float32),
-      'video_index': sds((b,), jnp.int32)}
-  if config.data.get('aux_dir', '') or target_dims:
-    batch['aux'] = {n: sds((b, int(m)), jnp.float32) for n, m in sorted(target_dims.items())}
-    batch['aux_mask'] = {n: sds((b,), jnp.float32) for n in sorted(target_dims)}
-    batch['aux_bad'] = sds((b,), jnp.int32)
-    if aux_targets.standardize_enabled(config):
-      batch['aux_varies'] = {n: sds((b, int(m)), jnp.float32)
-                             for n, m in sorted(target_dims.items())}
-  return batch
-
-
-class AbstractSetup:
-  """`train.Setup` from abstract values, with the model's streams from `stream_info`.
-
-  Same attributes and methods as `train.Setup` (mesh, rules, model, schedule, txs,
-  batch_sharding, replicated, state_shardings, abstract_state, context(), jit_train_step(),
-  init_state()), so the planner and the benchmark compile exactly the trainer's program.
-  """
-
-  def __init__(self, config, mesh, steps_per_epoch=1000, total_steps=None):
-    self.config = config
-    self.mesh = mesh
-    self.rules = sharding.logical_rules(config.mesh)
-    self.stream_dims, groups, self.target_dims = stream_info(config)
-    self.model = hallucinator.build_model(
-        config.model, self.stream_dims, config.data.num_classes, groups,
-        aux_targets.standardize_enabled(config),
-        frozen_backbone=float(config.optim.backbone_lr_mult) <= 0)
-    if total_steps is None:
-      total_steps = int(config.train.num_train_steps)
-      if total_steps <= 0:
-        total_steps = int(float(config.train.num_epochs) * steps_per_epoch)
-    self.schedule = optim.make_schedule(config.optim, steps_per_epoch, total_steps)
-    self.batch_sharding = sharding.batch_sharding(mesh)
-    self.replicated = sharding.replicated(mesh)
-    d = config.data
-    video = jnp.zeros((1, d.num_frames, d.crop_size, d.crop_size, 3), jnp.float32)
-
-    def init_variables(rng):
-      params_rng, dropout_rng = jax.random.split(rng)
-      return self.model.init({'params': params_rng, 'dropout': dropout_rng}, video, train=True)
-
-    init_rng, state_rng = jax.random.split(jax.random.PRNGKey(int(config.seed)))
-    boxed = jax.eval_shape(init_variables, init_rng)
-    var_shardings = sharding.param_shardings(boxed, mesh, self.rules)
-    self.abstract_variables = nn.meta.unbox(boxed)
-    params = self.abstract_variables['params']
-    self.labels = hallucinator.param_labels(params)
-    hal_groups, cls_groups = hallucinator.update_groups(config.loss)
-    self.pass_groups = optim.pass_groups(config.optim, config.loss.update_scheme, hal_groups,
-                                         cls_groups)
-    self.txs = optim.make_optimizers(
-        config.optim, config.loss.update_scheme, self.schedule, self.labels, hal_groups,
-        cls_groups)
-    params_sh = var_shardings['params']
-    stats_sh = var_shardings.get('batch_stats', {})
-    opt_sh = {k: sharding.opt_state_shardings(tx, jax.eval_shape(tx.init, params), params_sh,
-                                              mesh) for k, tx in self.txs.items()}
-    self.state_shardings = train_step_lib.TrainState(
-        step=self.replicated, params=params_sh, batch_stats=stats_sh, opt_state=opt_sh,
-        rng=self.replicated)
-
-    def init_state(init_rng, state_rng):
-      variables = nn.meta.unbox(init_variables(init_rng))
-      return train_step_lib.TrainState(
-          step=jnp.zeros((), jnp.int32), params=variables['params'],
-          batch_stats=variables.get('batch_stats', {}),
-          opt_state={k: tx.init(variables['params']) for k, tx in self.txs.items()},
-          rng=state_rng)
-
-    self._init_state = jax.jit(init_state, out_shardings=self.state_shardings)
-    self._rngs = (init_rng, state_rng)
-    self.abstract_state = jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-        jax.eval_shape(init_state, init_rng, state_rng), self.state_shardings)
-
-  def init_state(self):
-    return self._init_state(*self._rngs)
-
-  def context(self):
-    return sharding.context(self.mesh, self.rules)
-
-  def jit_train_step(self, grad_accum_steps=None):
-    return train_step_lib.jit_train_step(self, grad_accum_steps)
-
-  def abstract_batch(self):
-    return abstract_batch(self.config, self.target_dims, self.batch_sharding)
 
 
 def param_counts(params):
@@ -200,30 +88,6 @@ def cost_flops(compiled):
   if isinstance(cost, (list, tuple)):  # older jax: one dict per program
     cost = cost[0] if cost else None
   return float(cost.get('flops', float('nan'))) if cost else float('nan')
-
-
-def step_flops(traced):
-  """Model FLOPs of one train step over all devices, from its jaxpr (`halluc_jax.flops`).
-
-  Counted on the traced, unpartitioned step (matrix products and convolutions, loop bodies
-  times their trip count), so the figure is the same on every backend and with any
-  `train.grad_accum_steps`. XLA's own cost analysis is not used for it: on GPU it misses the
-  cuBLAS/cuDNN calls (an H200 counted 4.0 of ~35 TFLOPs for ViViT-B/16x2) and everywhere it
-  counts a scan body once.
-
-  Args:
-    traced: the traced train step (`jit_train_step().trace(state, batch)`), the same trace
-      that is lowered and compiled, so the step is traced once.
-  """
-  return flops_lib.jaxpr_flops(traced.jaxpr)
-
-
-def compile_train_step(setup, state, batch):
-  """(compiled train step, its `step_flops`): one trace and one compile, ahead of time."""
-  with setup.context():
-    traced = setup.jit_train_step().trace(state, batch)
-    compiled = traced.lower().compile()
-  return compiled, step_flops(traced)
 
 
 def memory_report(compiled):
@@ -300,21 +164,22 @@ def plan(config, devices, with_forward=True):
   if int(config.data.batch_size) % dp:
     raise ValueError(f'config.data.batch_size={config.data.batch_size} is not divisible by the '
                      f'{dp} data-parallel devices of mesh {dict(mesh.shape)}.')
-  setup = AbstractSetup(config, mesh)
+  setup = setup_lib.Setup(config, mesh, abstract=True)
+  batch = setup.abstract_batch()
   with setup.context():
     t0 = time.perf_counter()
-    traced = setup.jit_train_step().trace(setup.abstract_state, setup.abstract_batch())
+    traced = setup.jit_train_step().trace(setup.abstract_state, batch)
     lowered = traced.lower()
     t1, c1 = time.perf_counter(), time.process_time()
     compiled = lowered.compile()
     t2, c2 = time.perf_counter(), time.process_time()
-  per_device = step_flops(traced) / len(devices)
+  per_device = train_step_lib.step_flops(traced) / len(devices)
   result = {
       'devices': len(devices), 'device_kind': devices[0].device_kind,
       'mesh': {k: int(v) for k, v in mesh.shape.items()},
       'global_batch': int(config.data.batch_size),
       'per_device_batch': int(config.data.batch_size) // dp,
-      'streams': setup.stream_dims, 'params': param_counts(setup.abstract_variables['params']),
+      'streams': setup.streams.dims, 'params': param_counts(setup.abstract_variables['params']),
       'lower_s': t1 - t0, 'compile_s': t2 - t1, 'compile_cpu_s': c2 - c1,
       'step_flops_per_device': per_device, 'step_flops': per_device * len(devices),
       'step_flops_per_clip': per_device * len(devices) / int(config.data.batch_size),

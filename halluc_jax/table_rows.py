@@ -26,6 +26,7 @@ BASELINE_STREAMS = 'RGB only (baseline)'
 LATER_KEYS = (
     (('loss', 'constant_coords'), 'model',
      lambda config: _get(config, ('loss', 'hallucination'), 'mse') != 'uncertainty'),
+    (('model', 'streams', 'use_groups'), [], lambda config: False),  # [] = no filter
 )
 
 

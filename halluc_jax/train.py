@@ -6,14 +6,10 @@ off and ends with the same parameters as an uninterrupted one.
 """
 import json
 import logging
-import math
 import os
 import time
 
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
-from jax.experimental import multihost_utils
 import numpy as np
 from clu import periodic_actions
 
@@ -21,146 +17,13 @@ from halluc_jax import checkpointing
 from halluc_jax import evaluate as evaluate_lib
 from halluc_jax import metrics_log
 from halluc_jax import mfu as mfu_lib
-from halluc_jax import optim
-from halluc_jax import plan
-from halluc_jax import sharding
-from halluc_jax import train_step as train_step_lib
+from halluc_jax import setup as setup_lib
 from halluc_jax.data import annotations
-from halluc_jax.data import aux_targets
 from halluc_jax.data import pipeline
-from halluc_jax.models import hallucinator
 
 
 class NonFiniteLossError(FloatingPointError):
   """The loss became NaN/inf under `train.nan_policy='stop'`."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Setup helpers.
-# ---------------------------------------------------------------------------------------------
-def stream_info(config):
-  """(stream_dims, stream_groups) of the streams to hallucinate; ({}, {}) when RGB-only.
-
-  Streams come from the aux-target manifest, narrowed by `config.model.streams.use` (names)
-  and by `config.model.streams.use_groups` (groups, e.g. ('odf',)) when the config has it.
-  """
-  aux_dir = config.data.get('aux_dir', '')
-  if not aux_dir:
-    return {}, {}
-  dims, groups = hallucinator.resolve_streams(config.model, aux_targets.read_manifest(aux_dir))
-  use_groups = tuple(config.model.streams.get('use_groups', ()))
-  if use_groups:
-    known = {groups.get(n, n) for n in dims}
-    unknown = sorted(set(use_groups) - known)
-    if unknown:
-      raise ValueError(f'config.model.streams.use_groups names {unknown}, absent from the '
-                       f'manifest in {aux_dir} (groups there: {sorted(known)}).')
-    dims = {n: d for n, d in dims.items() if groups.get(n, n) in use_groups}
-    groups = {n: g for n, g in groups.items() if n in dims}
-  return dims, groups
-
-
-def build_model(config):
-  dims, groups = stream_info(config)
-  return hallucinator.build_model(config.model, dims, config.data.num_classes, groups or None,
-                                  aux_targets.standardize_enabled(config),
-                                  frozen_backbone=float(config.optim.backbone_lr_mult) <= 0)
-
-
-def train_schedule_lengths(config):
-  """(steps_per_epoch, total_steps) from the train split size and `config.train`."""
-  num_videos = len(pipeline.load_split(config, config.data.train_split))
-  steps_per_epoch = max(1, num_videos // config.data.batch_size)
-  total = int(config.train.num_train_steps)
-  if total <= 0:
-    total = int(math.ceil(float(config.train.num_epochs) * steps_per_epoch))
-  return steps_per_epoch, total
-
-
-def _dummy_video(config):
-  d = config.data
-  return jnp.zeros((1, d.num_frames, d.crop_size, d.crop_size, 3), jnp.float32)
-
-
-class Setup:
-  """Model, optimisers, mesh and the sharded initial train state (never unsharded first)."""
-
-  def __init__(self, config, total_steps, steps_per_epoch):
-    self.config = config
-    self.mesh = sharding.make_mesh(config.mesh)
-    self.rules = sharding.logical_rules(config.mesh)
-    self.model = build_model(config)
-    self.schedule = optim.make_schedule(config.optim, steps_per_epoch, total_steps)
-    self.batch_sharding = sharding.batch_sharding(self.mesh)
-    self.replicated = sharding.replicated(self.mesh)
-
-    video = _dummy_video(config)
-
-    def init_variables(rng):
-      params_rng, dropout_rng = jax.random.split(rng)
-      # train=True so that train-only submodules (CENet) get parameters too.
-      return self.model.init({'params': params_rng, 'dropout': dropout_rng}, video, train=True)
-
-    rng = jax.random.PRNGKey(int(config.seed))
-    init_rng, state_rng = jax.random.split(rng)
-    boxed = jax.eval_shape(init_variables, init_rng)
-    var_shardings = sharding.param_shardings(boxed, self.mesh, self.rules)
-    abstract_vars = nn.meta.unbox(boxed)
-    self.labels = hallucinator.param_labels(abstract_vars['params'])
-    hal_groups, cls_groups = hallucinator.update_groups(config.loss)
-    self.pass_groups = optim.pass_groups(config.optim, config.loss.update_scheme, hal_groups,
-                                         cls_groups)
-    self.txs = optim.make_optimizers(config.optim, config.loss.update_scheme, self.schedule,
-                                     self.labels, hal_groups, cls_groups)
-    params_sh = var_shardings['params']
-    stats_sh = var_shardings.get('batch_stats', {})
-    opt_sh = {k: sharding.opt_state_shardings(
-        tx, jax.eval_shape(tx.init, abstract_vars['params']), params_sh, self.mesh)
-              for k, tx in self.txs.items()}
-    self.state_shardings = train_step_lib.TrainState(
-        step=self.replicated, params=params_sh, batch_stats=stats_sh, opt_state=opt_sh,
-        rng=self.replicated)
-
-    def init_state(init_rng, state_rng):
-      variables = nn.meta.unbox(init_variables(init_rng))
-      params = variables['params']
-      return train_step_lib.TrainState(
-          step=jnp.zeros((), jnp.int32), params=params,
-          batch_stats=variables.get('batch_stats', {}),
-          opt_state={k: tx.init(params) for k, tx in self.txs.items()}, rng=state_rng)
-
-    self._init_state = jax.jit(init_state, out_shardings=self.state_shardings)
-    self._rngs = (init_rng, state_rng)
-    self.abstract_state = checkpointing.abstract_with_shardings(
-        jax.eval_shape(init_state, init_rng, state_rng), self.state_shardings)
-    self.variable_shardings = {'params': params_sh, 'batch_stats': stats_sh}
-    self._predict = None
-
-  def init_state(self):
-    return self._init_state(*self._rngs)
-
-  def context(self):
-    """Mesh + logical-axis rules for tracing the model (its activation constraints apply)."""
-    return sharding.context(self.mesh, self.rules)
-
-  def jit_train_step(self, grad_accum_steps=None):
-    return train_step_lib.jit_train_step(self, grad_accum_steps)
-
-  def predict_fn(self, state):
-    """batch (numpy) -> outputs, for `evaluate.evaluate`; only batch['video'] is used."""
-    variables = {'params': state.params, 'batch_stats': state.batch_stats}
-    if self._predict is None:  # one jitted function, so periodic evals compile only once
-      self._predict = jax.jit(
-          lambda v, x: train_step_lib.predict_step(v, {'video': x}, model=self.model),
-          in_shardings=(self.variable_shardings, self.batch_sharding),
-          out_shardings=self.batch_sharding)
-
-    def fn(batch):
-      video = pipeline.device_put_batch(batch['video'], self.batch_sharding)
-      # This process's rows, aligned with its batch; evaluate gathers the processes' views.
-      return multihost_utils.global_array_to_host_local_array(
-          self._predict(variables, video), self.mesh, self.batch_sharding.spec)
-    return fn
 
 
 def _numeric_leaves(batch):
@@ -278,8 +141,8 @@ def train_and_evaluate(config, workdir):
   metrics_log.quiet_library_logs()
   _write_config(config, workdir)
   tc = config.train
-  steps_per_epoch, total_steps = train_schedule_lengths(config)
-  setup = Setup(config, total_steps, steps_per_epoch)
+  setup = setup_lib.Setup(config)
+  steps_per_epoch, total_steps = setup.steps_per_epoch, setup.total_steps
   train_iter = pipeline.make_train_dataset(config, jax.process_index(), jax.process_count())
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'), config.checkpoint)
   if ckpt.latest_step() is not None:
@@ -323,7 +186,7 @@ def train_and_evaluate(config, workdir):
           batch = next(train_iter)
           batch = pipeline.device_put_batch(_numeric_leaves(batch), setup.batch_sharding)
         if train_step is None:  # ahead of time, so the step's model FLOPs are counted once
-          train_step, step_flops = plan.compile_train_step(setup, state, batch)
+          train_step, step_flops = setup.compile_train_step(state, batch)
           logging.info('Train step: %.4g model TFLOPs per step (jaxpr matmuls + convs); peak %s.',
                        step_flops / mfu_lib.TFLOPS, 'unknown (no MFU)' if peak_flops is None
                        else f'{peak_flops / mfu_lib.TFLOPS:.0f} TFLOP/s per device')
@@ -391,8 +254,7 @@ def train_and_evaluate(config, workdir):
 def evaluate_only(config, workdir, step=None):
   """Evaluates the newest (or a given) checkpoint in `workdir`: {'eval': ...[, 'test': ...]}."""
   workdir = os.path.abspath(workdir)
-  steps_per_epoch, total_steps = train_schedule_lengths(config)
-  setup = Setup(config, total_steps, steps_per_epoch)
+  setup = setup_lib.Setup(config)
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'), config.checkpoint)
   if ckpt.latest_step() is None:
     raise FileNotFoundError(f'No checkpoint to evaluate in {ckpt.directory}; train first '

@@ -11,8 +11,8 @@ Alternating: two optimiser updates on the same mini-batch, each with its own Ada
   the joint scheme (`_keep_backbone_stats`). A frozen backbone runs on its running averages and
   never changes them (`HallucinationNet.frozen_backbone`).
 
-With `train.grad_accum_steps` = N > 1 every pass sums count-weighted gradients over N
-micro-batches (a `lax.scan`, `grad_accum.py`) before its one optimiser update.
+With `train.grad_accum_steps` = N > 1 every pass sums the loss sums and gradients of N
+micro-batches (a `lax.scan`; `losses.py` for why sums) before its one optimiser update.
 
 The step functions are pure: `step(state, batch) -> (state, metrics)`; `jit_train_step` jits
 them with the trainer's shardings and donates the state.
@@ -25,13 +25,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from halluc_jax import flops as flops_lib
 from halluc_jax import grad_accum
 from halluc_jax import losses
 from halluc_jax import sharding
-
-_LOSSES = {'total': losses.total_loss, 'hal': losses.hallucination_loss,
-           'cls': losses.classification_loss}
-
 
 @flax.struct.dataclass
 class TrainState:
@@ -60,66 +57,68 @@ def _forward(model, params, batch_stats, batch, rng):
   return outputs, new_vars.get('batch_stats', batch_stats)
 
 
-def _gradients(model, loss_fn, groups, params, batch_stats, batch, rng):
-  """Loss, metrics, new BatchNorm statistics and the gradient of `loss_fn` w.r.t. `groups`.
+def _gradients(model, objective, kind, groups, params, batch_stats, batch, rng, term_counts):
+  """Loss sums, new BatchNorm statistics and the gradient of loss `kind` w.r.t. `groups`.
 
-  Only the parameter groups in `groups` are differentiated; the others enter as constants, so
-  a frozen backbone costs a forward pass only.
+  The loss is `objective.reduce` of the batch's sums against `term_counts` (the whole batch's
+  counts, also under gradient accumulation). Only the parameter groups in `groups` are
+  differentiated; the others enter as constants, so a frozen backbone costs a forward pass only.
   """
 
-  def objective(trainable):
+  def loss_fn(trainable):
     outputs, new_stats = _forward(model, {**params, **trainable}, batch_stats, batch, rng)
-    loss, metrics = loss_fn(outputs, batch)
-    return loss, (metrics, new_stats)
+    sums = objective.sums(kind, outputs, batch)
+    return objective.reduce(kind, sums, term_counts)[0], (sums, new_stats)
 
   trainable = {g: params[g] for g in groups if g in params}
-  (loss, (metrics, new_stats)), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
-  return loss, metrics, new_stats, grads
+  (_, (sums, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+  return sums, new_stats, grads
 
 
-def _accumulated_gradients(model, kind, loss_cfg, groups, params, batch_stats, batch, rng,
-                           num_micro, micro_sharding):
-  """`_gradients` of the whole batch, summed over `num_micro` micro-batches in a `lax.scan`.
+def _pass_gradients(model, objective, kind, groups, params, batch_stats, batch, rng, num_micro,
+                    micro_sharding):
+  """(loss, metrics, new BatchNorm statistics, gradient) of loss `kind` on the whole batch.
 
-  Each micro-batch's loss is count-weighted (`grad_accum.weighted_loss_fn`), so the sums are
-  the large-batch loss, metrics and gradient. Every micro-batch starts from the same
-  BatchNorm statistics and normalises with its own batch statistics (BatchNorm cannot see the
-  whole batch); the running statistics are the mean of the micro-batches' updates, one EMA
-  step per optimiser step as without accumulation. Micro-batch k draws its dropout /
-  stochastic-depth masks from fold_in(rng, k), so they differ from the unaccumulated step's.
+  With `num_micro` > 1 the batch is split into micro-batches (`grad_accum.split`) and their
+  loss sums, gradients and statistics are summed in a `lax.scan`: every micro-batch's loss is
+  its sums over the whole batch's counts, so the sums are the large-batch loss, metrics and
+  gradient. Every micro-batch starts from the same BatchNorm statistics and normalises with its
+  own batch statistics (BatchNorm cannot see the whole batch); the running statistics are the
+  mean of the micro-batches' updates, one EMA step per optimiser step as without accumulation.
+  Micro-batch k draws its dropout / stochastic-depth masks from fold_in(rng, k), so they differ
+  from the unaccumulated step's.
   """
-  loss_fn = grad_accum.weighted_loss_fn(kind, loss_cfg, grad_accum.counts(batch))
-  micro = grad_accum.split(batch, num_micro, micro_sharding)
+  term_counts = losses.counts(batch)
+  gradients = functools.partial(_gradients, model, objective, kind, groups, params, batch_stats,
+                                term_counts=term_counts)
+  if num_micro == 1:
+    sums, stats, grads = gradients(batch, rng)
+  else:
+    micro = grad_accum.split(batch, num_micro, micro_sharding)
 
-  def one(k, micro_batch):
-    return _gradients(model, loss_fn, groups, params, batch_stats, micro_batch,
-                      jax.random.fold_in(rng, k))
+    def one(k, micro_batch):
+      return gradients(micro_batch, jax.random.fold_in(rng, k))
 
-  def body(total, xs):
-    return jax.tree.map(jnp.add, total, one(*xs)), None
+    def body(total, xs):
+      return jax.tree.map(jnp.add, total, one(*xs)), None
 
-  first = jax.tree.map(lambda x: x[0], micro)
-  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
-                       jax.eval_shape(one, jnp.int32(0), first))
-  (loss, metrics, stats, grads), _ = jax.lax.scan(
-      body, zeros, (jnp.arange(num_micro, dtype=jnp.int32), micro))
-  stats = jax.tree.map(lambda x: x / num_micro, stats)
+    first = jax.tree.map(lambda x: x[0], micro)
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                         jax.eval_shape(one, jnp.int32(0), first))
+    (sums, stats, grads), _ = jax.lax.scan(
+        body, zeros, (jnp.arange(num_micro, dtype=jnp.int32), micro))
+    stats = jax.tree.map(lambda x: x / num_micro, stats)
+  loss, metrics = objective.reduce(kind, sums, term_counts)
   return loss, metrics, stats, grads
 
 
-def _gradient_pass(model, kind, loss_cfg, tx, groups, params, batch_stats, opt_state, batch,
+def _gradient_pass(model, kind, objective, tx, groups, params, batch_stats, opt_state, batch,
                    rng, num_micro=1, micro_sharding=None):
   """One forward/backward pass on loss `kind` ('total', 'hal' or 'cls') and one optimiser
   update of `groups`, over `num_micro` accumulated micro-batches. The gradient norm is over
   `groups`."""
-  if num_micro > 1:
-    loss, metrics, new_stats, grads = _accumulated_gradients(
-        model, kind, loss_cfg, groups, params, batch_stats, batch, rng, num_micro,
-        micro_sharding)
-  else:
-    loss_fn = functools.partial(_LOSSES[kind], loss_cfg=loss_cfg)
-    loss, metrics, new_stats, grads = _gradients(model, loss_fn, groups, params, batch_stats,
-                                                 batch, rng)
+  loss, metrics, new_stats, grads = _pass_gradients(
+      model, objective, kind, groups, params, batch_stats, batch, rng, num_micro, micro_sharding)
   full_grads = {g: grads[g] if g in grads else jax.tree.map(jnp.zeros_like, p)
                 for g, p in params.items()}
   updates, new_opt_state = tx.update(full_grads, opt_state, params)
@@ -140,7 +139,7 @@ def _keep_backbone_stats(new_stats, old_stats):
   return {**new_stats, 'backbone': old_stats['backbone']}
 
 
-def train_step(state, batch, *, model, txs, loss_cfg, schedule, groups=None,
+def train_step(state, batch, *, model, txs, objective, schedule, groups=None,
                nan_policy='stop', grad_accum_steps=1, micro_sharding=None):
   """One training update; see the module docstring for the two schemes.
 
@@ -151,7 +150,7 @@ def train_step(state, batch, *, model, txs, loss_cfg, schedule, groups=None,
     txs: dict from `optim.make_optimizers` ({'joint'} or {'hal', 'cls'}).
     groups: dict from `optim.pass_groups`: the parameter groups each pass differentiates
       (None: every group; correct, since `txs` zero the others, but slower).
-    loss_cfg: `config.loss`.
+    objective: the `losses.Objective` of `config.loss` (`losses.make`).
     schedule: the base learning-rate schedule (logged only).
     nan_policy: 'stop' (the host stops the run) or 'skip' (a non-finite update is dropped
       in-graph; 'finite' = 0 marks it).
@@ -171,7 +170,7 @@ def train_step(state, batch, *, model, txs, loss_cfg, schedule, groups=None,
   if groups is None:
     groups = {name: tuple(state.params) for name in txs}
   step_rng = jax.random.fold_in(state.rng, state.step)
-  gradient_pass = functools.partial(_gradient_pass, model, loss_cfg=loss_cfg,
+  gradient_pass = functools.partial(_gradient_pass, model, objective=objective,
                                     num_micro=int(grad_accum_steps), micro_sharding=micro_sharding)
   if 'joint' in txs:
     params, stats, joint_state, loss, metrics, gnorm = gradient_pass(
@@ -197,7 +196,7 @@ def train_step(state, batch, *, model, txs, loss_cfg, schedule, groups=None,
     opt_state = {'hal': hal_state, 'cls': cls_state}
     metrics = {**hal_metrics, **cls_metrics, 'grad_norm_hal': hal_gnorm,
                'grad_norm_cls': cls_gnorm}
-    loss = float(loss_cfg.get('alpha', 1.0)) * hal_loss + cls_loss
+    loss = objective.total(hal_loss, cls_loss)
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=stats,
                             opt_state=opt_state)
   finite = jnp.isfinite(loss)
@@ -226,8 +225,7 @@ def jit_train_step(setup, grad_accum_steps=None):
   """`train_step` bound to a trainer setup, jitted with its shardings; the state is donated.
 
   Args:
-    setup: a `train.Setup` or `plan.AbstractSetup` (config, model, txs, pass_groups, schedule,
-      mesh, state_shardings).
+    setup: a `setup.Setup` (config, model, txs, pass_groups, schedule, mesh, state_shardings).
     grad_accum_steps: overrides `config.train.grad_accum_steps` (e.g. to compare one step with
       and without accumulation).
   """
@@ -240,8 +238,35 @@ def jit_train_step(setup, grad_accum_steps=None):
                     if n > 1 else None)
   step = functools.partial(
       train_step, model=setup.model, txs=setup.txs, groups=setup.pass_groups,
-      loss_cfg=config.loss, schedule=setup.schedule, nan_policy=config.train.nan_policy,
+      objective=setup.objective, schedule=setup.schedule, nan_policy=config.train.nan_policy,
       grad_accum_steps=n, micro_sharding=micro_sharding)
   return jax.jit(step, in_shardings=(setup.state_shardings, sharding.batch_sharding(setup.mesh)),
                  out_shardings=(setup.state_shardings, sharding.replicated(setup.mesh)),
                  donate_argnums=(0,))
+
+
+def step_flops(traced):
+  """Model FLOPs of one train step over all devices, from its jaxpr (`halluc_jax.flops`).
+
+  Counted on the traced, unpartitioned step (matrix products and convolutions, loop bodies
+  times their trip count), so the figure is the same on every backend and with any
+  `train.grad_accum_steps`. XLA's own cost analysis is not used for it: on GPU it misses the
+  cuBLAS/cuDNN calls (an H200 counted 4.0 of ~35 TFLOPs for ViViT-B/16x2) and everywhere it
+  counts a scan body once.
+
+  Args:
+    traced: the traced train step (`jit_train_step().trace(state, batch)`), the same trace
+      that is lowered and compiled, so the step is traced once.
+  """
+  return flops_lib.jaxpr_flops(traced.jaxpr)
+
+
+def compile_train_step(setup, state, batch):
+  """(compiled train step, its `step_flops`): one trace and one compile, ahead of time.
+
+  `state` and `batch` may be arrays or sharded `ShapeDtypeStruct`s (the dry run's).
+  """
+  with setup.context():
+    traced = setup.jit_train_step().trace(state, batch)
+    compiled = traced.lower().compile()
+  return compiled, step_flops(traced)

@@ -19,8 +19,7 @@ EXPECTED_ROWS = {
     'hal_all_unc_grouped': ('OFF + ODF + SDF', 'Uncert.', 'grouped'),
     'hal_all_unc_grouped_literal': ('OFF + ODF + SDF', 'Uncert.', 'grouped'),
 }
-# Keys the ablations add on top of configs/default.py (see the report of issue 5 item 7).
-ADDED_KEYS = {'name', 'model.streams.use_groups'}
+ADDED_KEYS = {'name'}  # keys the ablation rows add on top of configs/default.py
 
 
 def load_config(name):
@@ -51,7 +50,8 @@ def test_config_is_default_plus_its_row(name):
   assert not unknown, f'configs/{name}.py sets keys absent from default.py: {unknown}'
   changed = {k for k in flat if k in default and flat[k] != default[k]}
   assert changed <= {'data.aux_dir', 'loss.hallucination', 'loss.update_scheme',
-                     'model.cenet.structure', 'loss.constant_coords'}, changed
+                     'model.cenet.structure', 'loss.constant_coords',
+                     'model.streams.use_groups'}, changed
   assert tables.describe_setting(config) == EXPECTED_ROWS[name]
   with open(os.path.join(ROOT, 'configs', f'{name}.py')) as f:
     source = f.read()
@@ -64,13 +64,13 @@ def test_config_is_default_plus_its_row(name):
 
 
 def test_trainer_selects_streams_by_group(tmp_path):
-  from halluc_jax import train  # pylint: disable=g-import-not-at-top
+  from halluc_jax import setup as setup_lib  # pylint: disable=g-import-not-at-top
   manifest = {'streams': {'det_a': {'dim': 4, 'group': 'odf'}, 'det_b': {'dim': 4, 'group': 'odf'},
                           'sal': {'dim': 4, 'group': 'sdf'}, 'flow': {'dim': 4, 'group': 'off'}}}
   aux_targets.write_targets(str(tmp_path), [], manifest)
   config = load_config('hal_odf')
   config.data.aux_dir = str(tmp_path)
-  dims, _ = train.stream_info(config)
+  dims = setup_lib.streams_in_use(config).dims
   assert sorted(dims) == ['det_a', 'det_b']
 
 

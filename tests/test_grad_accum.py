@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from halluc_jax import grad_accum
-from halluc_jax import plan
+from halluc_jax import setup as setup_lib
 from halluc_jax import sharding
 
 DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'default.py'
@@ -92,7 +92,7 @@ def uneven_batch(num_classes, seed=0):
 
 def one_step(config, num_micro):
   """(initial params, state after one step, metrics), all on the host."""
-  setup = plan.AbstractSetup(config, sharding.make_mesh(config.mesh))
+  setup = setup_lib.Setup(config, sharding.make_mesh(config.mesh), abstract=True)
   batch = jax.device_put(uneven_batch(config.data.num_classes), setup.batch_sharding)
   state = setup.init_state()
   initial = jax.device_get(state.params)  # before the step donates the state

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from halluc_jax import flops as flops_lib
-from halluc_jax import plan
+from halluc_jax import setup as setup_lib
 from halluc_jax import sharding
 from halluc_jax.descriptors.power_norm import power_normalize
 from halluc_jax.models import i3d
@@ -276,7 +276,7 @@ def _batch(config, seed=0):
 def _run(config, accum_steps=(1,)):
   """(setup, initial state on the host, {N: state after one step with N micro-batches}, batch)
   on the host; each step starts from the same initial state."""
-  setup = plan.AbstractSetup(config, sharding.make_mesh(config.mesh))
+  setup = setup_lib.Setup(config, sharding.make_mesh(config.mesh), abstract=True)
   batch = _batch(config)
   initial, after = None, {}
   for n in accum_steps:

@@ -353,3 +353,45 @@ def test_constant_coords_setting_is_checked():
   with pytest.raises(ValueError, match='constant_coords'):
     losses.hallucination_loss(outputs, batch, _loss_cfg(hallucination='uncertainty',
                                                         constant_coords='drop'))
+
+
+@pytest.mark.parametrize('kind,hallucination', [('total', 'mse'), ('hal', 'uncertainty'),
+                                                ('cls', 'mse'), ('total', 'uncertainty')])
+def test_sums_of_parts_over_the_whole_counts_give_the_whole_batch(kind, hallucination):
+  """The accumulation contract: split a batch in two (one part with no valid clip, one stream
+  absent from a part), add the parts' sums, divide by the whole batch's counts once: the whole
+  batch's loss and metrics, for every term's own count."""
+  rng = np.random.default_rng(14)
+  outputs, batch = _outputs_and_batch(rng, DIMS, batch=6)
+  outputs['cholesky'] = {'grouped': {k: jnp.asarray(v) for k, v in _random_factor(
+      rng, 'grouped', DIMS, 6).items()}}
+  batch['valid'] = jnp.array([1.0, 1.0, 0.0, 0.0, 1.0, 0.0])
+  batch['aux_mask']['b'] = jnp.array([0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+  objective = losses.make(_loss_cfg(hallucination=hallucination, alpha=0.4, label_smoothing=0.1))
+  parts = [np.array([0, 1, 4]), np.array([2, 3, 5])]  # the second part has no valid clip
+  take = lambda tree, rows: jax.tree.map(lambda x: x[rows], tree)  # pylint: disable=unnecessary-lambda-assignment
+  part_sums = [objective.sums(kind, take(outputs, rows), take(batch, rows)) for rows in parts]
+  summed = jax.tree.map(lambda a, b: a + b, *part_sums)
+  loss, metrics = objective.reduce(kind, summed, losses.counts(batch))
+  want_loss, want_metrics = objective.loss(kind, outputs, batch)
+  np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+  assert set(metrics) == set(want_metrics)
+  for k, v in want_metrics.items():
+    np.testing.assert_allclose(metrics[k], v, rtol=1e-5, atol=1e-7, err_msg=k)
+  # Dividing each part by its own counts and averaging (a plain mean of micro-batch losses)
+  # would not: the part with no valid clip would weigh like the other.
+  if kind != 'hal' or hallucination != 'uncertainty':
+    naive = np.mean([objective.loss(kind, take(outputs, r), take(batch, r))[0] for r in parts])
+    assert abs(float(naive) - float(want_loss)) > 1e-3
+
+
+def test_loss_settings_are_checked_when_made():
+  """`make` (called once, at set-up) rejects bad settings before anything is traced."""
+  for bad in (dict(hallucination='l1'), dict(robust='huber'), dict(constant_coords='drop'),
+              dict(hallucination='uncertainty', robust='barron')):
+    with pytest.raises(ValueError, match='config.loss'):
+      losses.make(_loss_cfg(**bad))
+  objective = losses.make(ml_collections.ConfigDict({'alpha': 2, 'update_scheme': 'joint'}))
+  assert objective.alpha == 2.0 and isinstance(objective.alpha, float)
+  assert objective.hallucination == 'mse'  # unset keys take the defaults
+  assert objective.total(3.0, 1.0) == 7.0

@@ -1,7 +1,7 @@
 """The trainer's step on 8 fake CPU devices: every mesh trains the same model as one device.
 
 A tiny model (2 ViViT blocks, two hallucination streams, CENet, alternating update scheme) is
-set up by `train.Setup` and trained for 3 steps on meshes (data, fsdp, tensor) = (8, 1, 1),
+set up by `setup.Setup` (the trainer's) and trained for 3 steps on meshes (data, fsdp, tensor) = (8, 1, 1),
 (2, 4, 1), (2, 2, 2) and on a single device. The losses, parameters and optimiser moments must
 agree to float32 round-off, and on (2, 2, 2) the parameters and moments must really be split.
 A reduced I3D (BatchNorm in every conv, so batch statistics span the devices' shards) trains
@@ -94,11 +94,12 @@ def _spec(array):
 def _run_mesh(name, mesh, aux_dir, out_dir, i3d=False):
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from halluc_jax import train  # pylint: disable=g-import-not-at-top
+  from halluc_jax import setup as setup_lib  # pylint: disable=g-import-not-at-top
   from halluc_jax.data import pipeline  # pylint: disable=g-import-not-at-top
 
   config = _config(aux_dir, mesh, i3d)
-  setup = train.Setup(config, total_steps=100, steps_per_epoch=10)
+  config.train.num_train_steps = 100
+  setup = setup_lib.Setup(config, steps_per_epoch=10)
   state = setup.init_state()
   losses = []
   batches = [pipeline.device_put_batch(b, setup.batch_sharding) for b in _batches(config)]
@@ -136,7 +137,7 @@ def _main(argv):
   os.environ['JAX_PLATFORMS'] = 'cpu'
   import jax  # pylint: disable=g-import-not-at-top
   jax.config.update('jax_disable_most_optimizations', True)  # tiny model: compile time rules
-  aux_dir = os.path.join(out_dir, 'aux')  # a manifest is all train.Setup reads of the targets
+  aux_dir = os.path.join(out_dir, 'aux')  # a manifest is all setup.Setup reads of the targets
   os.makedirs(aux_dir, exist_ok=True)
   with open(os.path.join(aux_dir, 'manifest.json'), 'w') as f:
     json.dump({'streams': {n: {'dim': dim, 'group': g} for n, (g, dim) in STREAMS.items()}}, f)

@@ -1,9 +1,10 @@
-"""Model FLOPs per step (plan.step_flops) and the FLOP metrics the trainer logs, on CPU."""
+"""Model FLOPs per step (train_step.step_flops) and the FLOP metrics the trainer logs, on CPU."""
 import jax
 import numpy as np
 import pytest
 
 from halluc_jax import plan
+from halluc_jax import setup as setup_lib
 from halluc_jax import sharding
 from halluc_jax import train
 
@@ -23,8 +24,8 @@ def _config_for(stem, **overrides):
 
 def _step_flops(n, stem):
   config = _config_for(stem, **{'train.grad_accum_steps': n})
-  setup = plan.AbstractSetup(config, sharding.make_mesh(config.mesh))
-  return plan.compile_train_step(setup, setup.abstract_state, setup.abstract_batch())[1]
+  setup = setup_lib.Setup(config, sharding.make_mesh(config.mesh), abstract=True)
+  return setup.compile_train_step(setup.abstract_state, setup.abstract_batch())[1]
 
 
 # Upper bound of (jaxpr count) / (XLA's CPU count). The jaxpr count bills every kernel tap of a
@@ -42,7 +43,7 @@ def test_step_flops_do_not_depend_on_gradient_accumulation(stem):
   assert flops > 0
   assert _step_flops(4, stem) == pytest.approx(flops, rel=0.01)
   config = _config_for(stem)
-  setup = plan.AbstractSetup(config, sharding.make_mesh(config.mesh))
+  setup = setup_lib.Setup(config, sharding.make_mesh(config.mesh), abstract=True)
   with setup.context():
     compiled = setup.jit_train_step().lower(setup.abstract_state, setup.abstract_batch()).compile()
   xla = plan.cost_flops(compiled) * setup.mesh.size

@@ -6,7 +6,7 @@ import optax
 import pytest
 
 from halluc_jax import optim
-from halluc_jax import plan
+from halluc_jax import setup as setup_lib
 from halluc_jax import sharding
 from halluc_jax.models import hallucinator
 
@@ -46,7 +46,7 @@ def test_bf16_first_moment_trains_the_model():
   parameters and nu stay float32."""
   config = tiny_config(**{'optim.mu_dtype': 'bfloat16', 'model.dtype': 'bfloat16',
                           'optim.eps': 1e-8, 'loss.update_scheme': 'alternating'})
-  setup = plan.AbstractSetup(config, sharding.make_mesh(config.mesh))
+  setup = setup_lib.Setup(config, sharding.make_mesh(config.mesh), abstract=True)
   batch = jax.device_put(uneven_batch(config.data.num_classes), setup.batch_sharding)
   state = setup.init_state()
   step = setup.jit_train_step()

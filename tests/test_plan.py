@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from halluc_jax import plan
+from halluc_jax import setup as setup_lib
 from halluc_jax import sharding
 from halluc_jax.data import aux_targets
 from halluc_jax.data import pipeline
@@ -122,7 +123,7 @@ def test_analytic_flops_of_factorised_encoder_agree_with_xla(tiny_config_path):
   assert 1.0 <= xla / analytic < 1.3
 
 
-def test_abstract_batch_matches_the_real_pipeline(tiny_dataset, tiny_config_path, tmp_path):
+def test_train_element_spec_matches_the_real_pipeline(tiny_dataset, tiny_config_path, tmp_path):
   config = runpy.run_path(tiny_config_path)['get_config']()
   config.data.root = str(tiny_dataset)
   config.data.annotations = str(tiny_dataset / 'annotations.csv')
@@ -135,18 +136,18 @@ def test_abstract_batch_matches_the_real_pipeline(tiny_dataset, tiny_config_path
       (r.video_id, {'s1': np.ones(16), 'extra': np.ones(3)}) for r in records[::2]], manifest)
   config.data.aux_dir = str(tmp_path)
   config.model.streams.use = ('s1',)
-  dims, _, target_dims = plan.stream_info(config)
-  assert dims == {'s1': 16} and target_dims == {'s1': 16, 'extra': 3}
+  streams = setup_lib.streams_in_use(config)
+  assert streams.dims == {'s1': 16} and streams.target_dims == {'s1': 16, 'extra': 3}
   real = next(pipeline.make_train_dataset(config, 0, 1))
   real = {k: v for k, v in real.items() if not (isinstance(v, np.ndarray) and v.dtype.kind in 'OSU')}
-  abstract = plan.abstract_batch(config, target_dims)
+  abstract = pipeline.train_element_spec(config, streams.target_dims)
   as_spec = lambda tree: jax.tree.map(lambda x: (tuple(x.shape), np.dtype(x.dtype)), tree)  # pylint: disable=unnecessary-lambda-assignment
   assert as_spec(abstract) == as_spec(real)
 
 
 def _step_flops(config):
   mesh = sharding.make_mesh(config.mesh, jax.devices()[:1])
-  setup = plan.AbstractSetup(config, mesh)
+  setup = setup_lib.Setup(config, mesh, abstract=True)
   with setup.context():
     lowered = setup.jit_train_step().lower(setup.abstract_state, setup.abstract_batch())
     return plan.cost_flops(lowered.compile())

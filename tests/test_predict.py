@@ -14,6 +14,7 @@ import pytest
 
 from halluc_jax import predict
 from halluc_jax import tables
+from halluc_jax import setup as setup_lib
 from halluc_jax import train
 from halluc_jax.data import annotations
 from halluc_jax.data import aux_targets
@@ -106,7 +107,7 @@ def test_same_preprocessing_and_probabilities_as_the_eval_pipeline(trained):
   views = np.concatenate(views)
   assert len(views) == result['num_views'] == config.data.eval_clips
   step, variables = predict.restore_latest(str(workdir))
-  model = train.build_model(config)
+  model = setup_lib.build_model(config)
   forward = jax.jit(lambda v, x: model.apply(v, x, train=False)['logits'])
   logits = np.asarray(jax.device_get(forward(variables, views)))
   probs = np.exp(logits - logits.max(1, keepdims=True))

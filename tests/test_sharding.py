@@ -7,7 +7,6 @@ import logging
 import os
 import runpy
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax.sharding import AbstractMesh, AxisType, PartitionSpec as P

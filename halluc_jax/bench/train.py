@@ -1,7 +1,7 @@
 """Training throughput and MFU: synthetic in-memory batches vs the real input pipeline.
 
 Compiles the trainer's train step for the config on the current JAX devices (the same program
-`train.py` runs: `plan.AbstractSetup` mirrors `train.Setup`), then times it twice:
+`train.py` runs: both build it with `setup.Setup`), then times it twice:
 
   synthetic  batches of the pipeline's exact shapes and dtypes, generated once and already on
              the devices, so the figure is the step's compute alone;
@@ -10,7 +10,7 @@ Compiles the trainer's train step for the config on the current JAX devices (the
 
 Each step is followed by `block_until_ready`; step time is the median over `--steps` steps after
 `--warmup` untimed ones (the real run's warm-up also absorbs worker start-up). Model FLOPs per
-step are the matrix products and convolutions of the step's jaxpr (`plan.step_flops`,
+step are the matrix products and convolutions of the step's jaxpr (`train_step.step_flops`,
 `halluc_jax.flops`: the same count on every backend); MFU divides them by the step time and the
 devices' peak (`halluc_jax.mfu`), 'n/a' on CPU.
 
@@ -31,9 +31,8 @@ from ml_collections import config_flags
 import numpy as np
 
 from halluc_jax import mfu as mfu_lib
-from halluc_jax import plan
 from halluc_jax import sharding
-from halluc_jax import train as train_lib
+from halluc_jax import setup as setup_lib
 from halluc_jax.data import pipeline
 from halluc_jax.models import hallucinator
 
@@ -68,10 +67,6 @@ def synthetic_batch(abstract, num_classes, seed=0):
   return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
-def _spec(tree):
-  return jax.tree.map(lambda x: (tuple(x.shape), np.dtype(x.dtype).name), tree)
-
-
 def time_steps(step, state, next_batch, steps, warmup):
   """Runs warmup + steps updates; returns (state, step seconds, batch-wait seconds) lists."""
   step_s, wait_s = [], []
@@ -90,18 +85,10 @@ def time_steps(step, state, next_batch, steps, warmup):
 def real_batches(config, setup, abstract):
   """(next_batch, close): the real pipeline, filtered to the step's inputs, on the devices."""
   it = pipeline.make_train_dataset(config, jax.process_index(), jax.process_count())
-  checked = []
 
   def next_batch():
     batch = next(it)
     batch = {k: batch[k] for k in abstract}  # drops host-only entries such as string ids
-    if not checked:
-      local = jax.tree.map(lambda s: jax.ShapeDtypeStruct(
-          (s.shape[0] // jax.process_count(),) + s.shape[1:], s.dtype), abstract)
-      if _spec(batch) != _spec(local):
-        raise ValueError(f'The pipeline batch {_spec(batch)} differs from the synthetic one '
-                         f'{_spec(local)}; plan.abstract_batch is out of date.')
-      checked.append(True)
     return pipeline.device_put_batch(batch, setup.batch_sharding)
 
   def close():  # stops grain's worker processes and frees their shared memory
@@ -127,12 +114,11 @@ def main(argv):
     config = point_at_data(config, f.data_dir)
   devices = jax.devices()
   mesh = sharding.make_mesh(config.mesh, devices)
-  lengths = train_lib.train_schedule_lengths(config) if f.real else (1000, None)
-  setup = plan.AbstractSetup(config, mesh, *lengths)
+  setup = setup_lib.Setup(config, mesh, abstract=not f.real)  # the real run reads the data
   abstract = setup.abstract_batch()
   state = setup.init_state()
   t0 = time.perf_counter()
-  step, flops = plan.compile_train_step(setup, setup.abstract_state, abstract)
+  step, flops = setup.compile_train_step(setup.abstract_state, abstract)
   compile_s = time.perf_counter() - t0
   peak = mfu_lib.device_peak_flops(devices[0])
   batch = int(config.data.batch_size)
@@ -141,7 +127,7 @@ def main(argv):
         f'{hallucinator.backbone_label(config.model.backbone)} '
         f'{dict(config.model.backbone.overrides)}, '
         f'{d.num_frames}x{d.crop_size}x{d.crop_size}, {config.model.dtype}, '
-        f'{len(setup.stream_dims)} streams, {config.loss.update_scheme} updates; batch {batch} '
+        f'{len(setup.streams.dims)} streams, {config.loss.update_scheme} updates; batch {batch} '
         f'({config.train.grad_accum_steps} micro-batches), Adam mu {config.optim.mu_dtype}; '
         f'compile {compile_s:.1f} s; {flops / 1e12:.4g} model TFLOPs per step (jaxpr '
         f'matmuls + convolutions);\n  peak '

@@ -27,6 +27,8 @@ Batch dict (numpy, leading dim = per-process batch B):
   split's statistics when config.data.standardize_targets), aux_mask {stream: float32 [B]},
   aux_bad int32 [B]; with standardised targets also aux_varies {stream: float32 [B, dim]} (0 =
   a coordinate constant on the train split, `aux_targets.varying_coordinates`).
+`train_element_spec` gives the shapes of a global training batch without reading data (the dry
+run compiles the train step for it); a test holds it to what `make_train_dataset` yields.
 """
 import functools
 import logging
@@ -123,6 +125,32 @@ def _element_seed(seed):
   # Derived as when each process had its own stream ([seed, process 0]), so single-process runs
   # draw the augmentations they always did.
   return int(np.random.SeedSequence([seed, 0]).generate_state(1)[0])
+
+
+def train_element_spec(config, target_dims, batch_sharding=None):
+  """`jax.ShapeDtypeStruct`s of one global training batch, as `make_train_dataset` yields it.
+
+  Args:
+    config: the run's ConfigDict.
+    target_dims: name -> dim of every stream in the batch's 'aux' (all of the manifest's).
+    batch_sharding: sharding given to every leaf (None: none).
+  """
+  d = config.data
+  b = int(d.batch_size)
+  sds = functools.partial(jax.ShapeDtypeStruct, sharding=batch_sharding)
+  batch = {
+      'video': sds((b, d.num_frames, d.crop_size, d.crop_size, 3), np.float32),
+      'label': sds((b, d.num_classes), np.float32) if d.multi_label else sds((b,), np.int32),
+      'valid': sds((b,), np.float32),
+      'video_index': sds((b,), np.int32)}
+  if d.get('aux_dir', '') or target_dims:
+    names = sorted(target_dims)
+    batch['aux'] = {n: sds((b, int(target_dims[n])), np.float32) for n in names}
+    batch['aux_mask'] = {n: sds((b,), np.float32) for n in names}
+    batch['aux_bad'] = sds((b,), np.int32)
+    if aux_targets.standardize_enabled(config):
+      batch['aux_varies'] = {n: sds((b, int(target_dims[n])), np.float32) for n in names}
+  return batch
 
 
 def make_train_dataset(config, process_index=None, process_count=None):

@@ -8,7 +8,8 @@ log-diagonal on each (docs/method.md, "Constant target coordinates").
 """
 import sys, json
 import numpy as np, jax, jax.numpy as jnp
-from halluc_jax import predict, train, losses
+from halluc_jax import losses, predict
+from halluc_jax import setup as setup_lib
 from halluc_jax.data import pipeline, aux_targets
 
 def main():
@@ -16,7 +17,7 @@ def main():
   config = predict.load_config(wd)
   config.data.num_workers = 0
   step, variables = predict.restore_latest(wd)
-  model = train.build_model(config)
+  model = setup_lib.build_model(config)
   varies = aux_targets.standardizer_for_config(config).varies
   const = {n: varies[n] == 0 for n, _ in model.stream_dims}
   it = pipeline.make_eval_dataset(config, 0, 1, split='train')

@@ -7,9 +7,9 @@ mean per-coordinate correlation, and CENet's log-diagonal statistics (training m
 """
 import sys, json
 import numpy as np, jax, jax.numpy as jnp
-from halluc_jax import predict, train
+from halluc_jax import predict
+from halluc_jax import setup as setup_lib
 from halluc_jax.data import pipeline
-from halluc_jax import train_step as ts
 
 def main():
   wd = sys.argv[1]
@@ -17,7 +17,7 @@ def main():
   config = predict.load_config(wd)
   config.data.num_workers = 0
   step, variables = predict.restore_latest(wd)
-  model = train.build_model(config)
+  model = setup_lib.build_model(config)
   fn = jax.jit(lambda v, x: model.apply(v, x, train=False))
   fn_tr = jax.jit(lambda v, x, r: model.apply(v, x, train=True, rngs={'dropout': r}, mutable=['batch_stats'])[0])
   out = {}

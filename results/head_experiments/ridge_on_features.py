@@ -17,7 +17,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from halluc_jax import train
+from halluc_jax import setup as setup_lib
 from halluc_jax import checkpointing
 from halluc_jax.data import pipeline
 
@@ -47,8 +47,7 @@ def main():
   workdir = os.path.abspath(sys.argv[sys.argv.index('--workdir') + 1])
   with open(os.path.join(workdir, 'config.json')) as f:
     config = ml_collections.ConfigDict(json.load(f))
-  steps_per_epoch, total_steps = train.train_schedule_lengths(config)
-  setup = train.Setup(config, total_steps, steps_per_epoch)
+  setup = setup_lib.Setup(config)
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'), config.checkpoint)
   state = ckpt.restore(setup.abstract_state)
   ckpt.close()

@@ -1,0 +1,94 @@
+"""The one set-up (halluc_jax/setup.py) that the trainer, the planner and the benchmarks build."""
+import os
+import runpy
+
+import jax
+import pytest
+
+from halluc_jax import setup as setup_lib
+from halluc_jax.data import aux_targets
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# name -> (group, dim): two ODF streams and one SDF stream.
+MANIFEST_STREAMS = {'det_a': ('odf', 8), 'det_b': ('odf', 4), 'sal': ('sdf', 6)}
+
+
+def _config(row='default'):
+  c = runpy.run_path(os.path.join(REPO, 'configs', f'{row}.py'))['get_config']()
+  c.data.num_classes, c.data.num_frames, c.data.crop_size, c.data.batch_size = 5, 4, 16, 2
+  c.model.backbone.overrides = {'depth': 1, 'width': 32, 'mlp_dim': 64, 'num_heads': 2}
+  c.model.streams.sketch_dim = 8
+  c.model.fusion.out_dim = 16
+  c.model.cenet.hidden_dim = 8
+  return c
+
+
+@pytest.fixture(name='aux_dir')
+def _aux_dir(tmp_path):
+  manifest = {'streams': {n: {'dim': d, 'group': g} for n, (g, d) in MANIFEST_STREAMS.items()}}
+  aux_targets.write_targets(str(tmp_path), [], manifest)
+  return str(tmp_path)
+
+
+def test_abstract_setup_builds_only_the_streams_in_use(aux_dir):
+  """A row that narrows the streams by group gets those heads in the planner's set-up too (the
+  planner used to compile every manifest stream), while the batch still carries all targets."""
+  config = _config('hal_odf')
+  config.data.aux_dir = aux_dir
+  setup = setup_lib.Setup(config, abstract=True)
+  assert setup.streams.dims == {'det_a': 8, 'det_b': 4}
+  assert setup.streams.groups == {'det_a': 'odf', 'det_b': 'odf'}
+  assert setup.streams.target_dims == {'det_a': 8, 'det_b': 4, 'sal': 6}
+  assert sorted(setup.abstract_variables['params']['streams']) == ['det_a', 'det_b']
+  batch = setup.abstract_batch()
+  assert {n: s.shape for n, s in batch['aux'].items()} == {
+      'det_a': (2, 8), 'det_b': (2, 4), 'sal': (2, 6)}
+  assert batch['video'].shape == (2, 4, 16, 16, 3)
+  assert batch['video'].sharding == setup.batch_sharding
+  # Nothing was allocated: the state is shapes with the trainer's shardings.
+  leaves = jax.tree.leaves(setup.abstract_state)
+  assert leaves and all(isinstance(x, jax.ShapeDtypeStruct) for x in leaves)
+
+
+def test_use_groups_naming_an_absent_group_is_an_error(aux_dir):
+  config = _config()
+  config.data.aux_dir = aux_dir
+  config.model.streams.use_groups = ('odf', 'flow')
+  with pytest.raises(ValueError, match=r"use_groups names \['flow'\].*groups there: \['odf', 'sdf'\]"):
+    setup_lib.streams_in_use(config)
+
+
+def test_schedule_length_abstract_and_given():
+  config = _config()
+  config.data.aux_dir = ''
+  config.train.num_epochs = 2.5
+  abstract = setup_lib.Setup(config, abstract=True)
+  assert (abstract.steps_per_epoch, abstract.total_steps) == (
+      setup_lib.ABSTRACT_STEPS_PER_EPOCH, 2500)
+  assert setup_lib.schedule_lengths(config, steps_per_epoch=7) == (7, 18)  # ceil(17.5)
+  config.train.num_train_steps = 40
+  assert setup_lib.schedule_lengths(config, steps_per_epoch=7) == (7, 40)
+
+
+def test_schedule_length_counts_the_train_split(tiny_dataset):
+  config = _config()
+  config.data.aux_dir = ''
+  config.data.root = str(tiny_dataset)
+  config.data.annotations = str(tiny_dataset / 'annotations.csv')
+  config.train.num_epochs, config.data.num_classes = 3, 12
+  from halluc_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  num_train = len(pipeline.load_split(config, 'train'))
+  steps = max(1, num_train // 2)
+  assert setup_lib.Setup(config).steps_per_epoch == steps
+  assert setup_lib.schedule_lengths(config) == (steps, 3 * steps)
+
+
+def test_training_set_up_refuses_streams_without_targets():
+  """Streams given by `model.streams.dims` have no targets to train on: only the dry run takes
+  them."""
+  config = _config()
+  config.data.aux_dir = ''
+  config.model.streams.dims = {'s1': 8}
+  assert setup_lib.Setup(config, abstract=True).streams.dims == {'s1': 8}
+  with pytest.raises(ValueError, match="streams.dims gives streams \\['s1'\\].*aux_dir is ''"):
+    setup_lib.Setup(config, steps_per_epoch=1)
