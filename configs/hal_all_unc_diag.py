@@ -41,9 +41,9 @@ import runpy
 _DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'default.py')
 
 
-def get_config():
-  """Returns the ConfigDict of this ablation row."""
-  c = runpy.run_path(_DEFAULT)['get_config']()
+def get_config(arg=None):
+  """Returns the ConfigDict of this ablation row (`arg`: a preset of configs/default.py)."""
+  c = runpy.run_path(_DEFAULT)['get_config'](arg)
   c.name = 'hal_all_unc_diag'  # the row label of halluc_jax.tables
   c.model.streams.use_groups = ('off', 'odf', 'sdf')
   c.loss.hallucination = 'uncertainty'

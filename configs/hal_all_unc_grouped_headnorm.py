@@ -42,9 +42,9 @@ import runpy
 _GROUPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'hal_all_unc_grouped.py')
 
 
-def get_config():
-  """Returns the ConfigDict of this ablation row."""
-  c = runpy.run_path(_GROUPED)['get_config']()
+def get_config(arg=None):
+  """Returns the ConfigDict of this ablation row (`arg`: a preset of configs/default.py)."""
+  c = runpy.run_path(_GROUPED)['get_config'](arg)
   c.name = 'hal_all_unc_grouped_headnorm'  # the row label of halluc_jax.tables
   c.model.streams.input_norm = 'batch'
   c.loss.hal_pass_trains_backbone = False

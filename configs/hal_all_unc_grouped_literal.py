@@ -39,9 +39,9 @@ import runpy
 _GROUPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'hal_all_unc_grouped.py')
 
 
-def get_config():
-  """Returns the ConfigDict of this ablation row: hal_all_unc_grouped with the literal loss."""
-  c = runpy.run_path(_GROUPED)['get_config']()
+def get_config(arg=None):
+  """Returns the ConfigDict of this ablation row: hal_all_unc_grouped with the literal loss (`arg`: a preset of configs/default.py)."""
+  c = runpy.run_path(_GROUPED)['get_config'](arg)
   c.name = 'hal_all_unc_grouped_literal'  # the row label of halluc_jax.tables
   c.loss.constant_coords = 'model'
   return c

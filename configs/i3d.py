@@ -27,17 +27,20 @@ import runpy
 _ROW = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'hal_all_unc_grouped.py')
 
 
-def use_i3d(c):
-  """Switches config `c` to the reduced I3D backbone, in place (also configs/i3d_rgb_only.py)."""
+def use_i3d(c, arg=None):
+  """Switches config `c` to the reduced I3D backbone, in place (also configs/i3d_rgb_only.py);
+  `arg='tiny'`: a 1/8-width I3D with one Inception block per stage on 8 x 32 x 32 clips."""
   b = c.model.backbone
   b.name = 'i3d'
-  b.variant = 'mini'
+  b.variant = 'w0.125/111' if arg == 'tiny' else 'mini'
   b.overrides = {}  # default.py's are ViViT fields
+  if arg == 'tiny':
+    c.data.num_frames = 8  # the stem and pools halve time 3 times
   return c
 
 
-def get_config():
-  """Returns the ConfigDict: the default run with the 'mini' I3D backbone."""
-  c = use_i3d(runpy.run_path(_ROW)['get_config']())
+def get_config(arg=None):
+  """Returns the ConfigDict: the default run with the 'mini' I3D backbone (`arg`: a preset of configs/default.py)."""
+  c = use_i3d(runpy.run_path(_ROW)['get_config'](arg), arg)
   c.name = 'i3d'  # the row label of halluc_jax.tables
   return c

@@ -41,9 +41,9 @@ import runpy
 _DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'default.py')
 
 
-def get_config():
-  """Returns the ConfigDict of this ablation row."""
-  c = runpy.run_path(_DEFAULT)['get_config']()
+def get_config(arg=None):
+  """Returns the ConfigDict of this ablation row (`arg`: a preset of configs/default.py)."""
+  c = runpy.run_path(_DEFAULT)['get_config'](arg)
   c.name = 'rgb_only'  # the row label of halluc_jax.tables
   c.data.aux_dir = ''  # no auxiliary targets: the model has no hallucination streams
   # Only the classification loss is left; one joint update per step instead of an empty

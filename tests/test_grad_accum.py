@@ -13,7 +13,6 @@ Two things differ between micro-batches by design and are neutralised here:
 """
 import os
 import pathlib
-import runpy
 import subprocess
 import sys
 
@@ -25,7 +24,8 @@ from halluc_jax import grad_accum
 from halluc_jax import setup as setup_lib
 from halluc_jax import sharding
 
-DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'default.py'
+import configs_for_tests
+
 CLIPS, MICRO = 4, 4
 BATCH = CLIPS * MICRO
 DIMS = {'odf': 8, 'sdf': 8}
@@ -41,26 +41,18 @@ def _fast_compilation():
 
 
 def tiny_config(**overrides):
-  """One 32-wide block on 4 x 16 x 16 clips, two 8-dim target streams, no data on disk."""
-  c = runpy.run_path(str(DEFAULT_CONFIG))['get_config']()
-  c.data.aux_dir = ''
-  c.data.num_classes, c.data.num_frames, c.data.crop_size = 5, 4, 16
-  c.data.batch_size = BATCH
-  c.model.backbone.overrides = {'depth': 1, 'width': 32, 'mlp_dim': 64, 'num_heads': 2}
-  c.model.backbone.stochastic_depth = 0.0
-  c.model.backbone.dropout = 0.0
-  c.model.streams.dims = DIMS
-  c.model.streams.sketch_dim = 8
-  c.model.fusion.out_dim = 24
-  c.model.cenet.hidden_dim = 8
-  c.train.num_train_steps = 10
-  # Warm-up would make the first step's learning rate 0 and every update trivially equal.
-  c.optim.schedule, c.optim.warmup_steps, c.optim.lr = 'constant', 0, 1e-3
-  # Adam's first update is ~lr * g / (|g| + eps): with the default eps 1e-8, a gradient entry
-  # that is float noise (~1e-10) flips between -lr and +lr; a larger eps keeps it smooth.
-  c.optim.eps = 1e-3
-  c.update_from_flattened_dict(overrides)
-  return c
+  """configs/default.py:tiny on 4 x 16 x 16 clips, two 8-dim target streams, no data on disk."""
+  return configs_for_tests.load('default', 'tiny', {
+      'data.aux_dir': '', 'data.num_classes': 5, 'data.crop_size': 16, 'data.batch_size': BATCH,
+      'model.backbone.stochastic_depth': 0.0, 'model.backbone.dropout': 0.0,
+      'model.streams.dims': DIMS, 'model.fusion.out_dim': 24, 'model.cenet.hidden_dim': 8,
+      'train.num_train_steps': 10,
+      # Warm-up would make the first step's learning rate 0 and every update trivially equal.
+      'optim.schedule': 'constant', 'optim.warmup_steps': 0, 'optim.lr': 1e-3,
+      # Adam's first update is ~lr * g / (|g| + eps): with the default eps 1e-8, a gradient
+      # entry that is float noise (~1e-10) flips between -lr and +lr; a larger eps keeps it
+      # smooth.
+      'optim.eps': 1e-3, **overrides})
 
 
 def uneven_batch(num_classes, seed=0):

@@ -19,6 +19,8 @@ from halluc_jax.models.hallucinator import build_model
 from halluc_jax.models.streams import StreamHead
 from halluc_jax.models.variants import I3DSize, decode_i3d_variant
 
+import configs_for_tests
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = 'w0.125/111'  # 1/8 width, one block per stage: compiles and runs in seconds
 # The published network, written out here independently of models/i3d.py: stem convs
@@ -221,18 +223,11 @@ def test_stream_head_on_a_temporal_map():
 
 
 def tiny_config(**overrides):
-  """configs/i3d.py shrunk: the TINY variant on 8x32x32 clips, two 8-dim streams, no data."""
-  c = runpy.run_path(str(REPO / 'configs' / 'i3d.py'))['get_config']()
-  c.data.aux_dir = ''
-  c.data.num_classes, c.data.num_frames, c.data.crop_size, c.data.batch_size = 5, 8, 32, 4
-  c.model.backbone.variant = TINY
-  c.model.streams.dims = {'odf': 8, 'sdf': 8}
-  c.model.streams.sketch_dim = 8
-  c.model.fusion.out_dim = 24
-  c.model.cenet.hidden_dim = 8
-  c.optim.schedule, c.optim.warmup_steps, c.optim.lr = 'constant', 0, 1e-3
-  c.update_from_flattened_dict(overrides)
-  return c
+  """configs/i3d.py:tiny (the TINY variant on 8x32x32 clips), two 8-dim streams, no data."""
+  return configs_for_tests.load('i3d', 'tiny', {
+      'data.aux_dir': '', 'data.num_classes': 5, 'model.streams.dims': {'odf': 8, 'sdf': 8},
+      'model.fusion.out_dim': 24, 'model.cenet.hidden_dim': 8, 'optim.schedule': 'constant',
+      'optim.warmup_steps': 0, **overrides})
 
 
 def test_config_file_and_full_model_outputs():

@@ -53,19 +53,10 @@ I3D_TINY = {
 # Worker (runs in a subprocess with XLA_FLAGS set before jax starts).
 # ---------------------------------------------------------------------------------------------
 def _config(aux_dir, mesh, i3d=False):
-  import runpy  # pylint: disable=g-import-not-at-top
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  name = 'i3d.py' if i3d else 'default.py'
-  c = runpy.run_path(os.path.join(repo, 'configs', name))['get_config']()
-  for key, value in (I3D_TINY if i3d else TINY).items():
-    *parents, leaf = key.split('.')
-    node = c
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  c.data.aux_dir = aux_dir
-  c.mesh.shape = dict(zip(('data', 'fsdp', 'tensor'), mesh))
-  return c
+  import configs_for_tests  # pylint: disable=g-import-not-at-top
+  return configs_for_tests.load('i3d' if i3d else 'default', 'tiny', {
+      **(I3D_TINY if i3d else TINY), 'data.aux_dir': aux_dir,
+      'mesh.shape': dict(zip(('data', 'fsdp', 'tensor'), mesh))})
 
 
 def _batches(config):

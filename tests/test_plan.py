@@ -18,27 +18,19 @@ from halluc_jax.data import aux_targets
 from halluc_jax.data import pipeline
 from halluc_jax.models import hallucinator
 
+import configs_for_tests
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_CONFIG = '''
-import runpy
-def get_config():
-  c = runpy.run_path({default!r})['get_config']()
-  c.data.aux_dir = ''
-  c.data.num_classes, c.data.num_frames, c.data.crop_size, c.data.batch_size = 5, 4, 16, 8
-  c.model.backbone.overrides = {{'depth': 1, 'width': 32, 'mlp_dim': 64, 'num_heads': 2}}
-  c.model.streams.dims = {{'s1': 16, 's2': 16}}
-  c.model.streams.sketch_dim = 16
-  c.model.fusion.out_dim = 24
-  c.model.cenet.hidden_dim = 8
-  return c
-'''
+# On top of configs/default.py's 'tiny' preset (4 frames, one 32-wide ViViT block).
+TINY = {'data.aux_dir': '', 'data.num_classes': 5, 'data.crop_size': 16, 'data.batch_size': 8,
+        'model.streams.dims': {'s1': 16, 's2': 16}, 'model.streams.sketch_dim': 16,
+        'model.fusion.out_dim': 24, 'model.cenet.hidden_dim': 8}
 
 
 @pytest.fixture(scope='module')
 def tiny_config_path(tmp_path_factory):
-  path = tmp_path_factory.mktemp('plan') / 'tiny.py'
-  path.write_text(TINY_CONFIG.format(default=os.path.join(REPO, 'configs', 'default.py')))
-  return str(path)
+  return configs_for_tests.write(tmp_path_factory.mktemp('plan') / 'tiny.py', 'default', 'tiny',
+                                 TINY)
 
 
 @pytest.fixture(scope='module')
@@ -167,22 +159,21 @@ def test_frozen_backbone_skips_its_backward_pass(tiny_config_path):
 
 
 def test_planner_on_the_i3d_config(tmp_path):
-  """`configs/i3d.py` through the planner CLI (2 fake devices, a 1/8-width I3D on 8x32x32 clips):
+  """`configs/i3d.py:tiny` through the planner CLI (2 fake devices, a 1/8-width I3D on 8x32x32):
   the backbone's parameters as built in process, its forward FLOPs next to the analytic conv
   count (XLA leaves out the kernel taps on 'SAME' padding, many on a 32-px clip)."""
   out = tmp_path / 'plan.json'
-  overrides = {'data.aux_dir': '', 'data.num_frames': 8, 'data.crop_size': 32,
-               'data.batch_size': 2, 'model.backbone.variant': 'w0.125/111'}
+  overrides = {'data.aux_dir': '', 'data.batch_size': 2}  # on the preset: 8x32x32, w0.125/111
   env = dict(os.environ, XLA_FLAGS='', JAX_PLATFORMS='', JAX_DISABLE_MOST_OPTIMIZATIONS='1')
   proc = subprocess.run(
-      [sys.executable, '-m', 'halluc_jax.plan', '--config', os.path.join(REPO, 'configs', 'i3d.py'),
+      [sys.executable, '-m', 'halluc_jax.plan', '--config',
+       os.path.join(REPO, 'configs', 'i3d.py') + ':tiny',
        '--devices=2', '--json_out', str(out)] + [f'--config.{k}={v}' for k, v in overrides.items()],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads(out.read_text())
   assert 'Model: I3D-w0.125/111' in proc.stdout and 'Inception convs' in proc.stdout
-  config = runpy.run_path(os.path.join(REPO, 'configs', 'i3d.py'))['get_config']()
-  config.update_from_flattened_dict(overrides)
+  config = configs_for_tests.load('i3d', 'tiny', overrides)
   model = hallucinator.build_model(config.model, {}, config.data.num_classes)
   variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 32, 32, 3)),
                                                 train=False))

@@ -20,33 +20,22 @@ from halluc_jax.data import annotations
 from halluc_jax.data import aux_targets
 from halluc_jax.data import pipeline
 
+import configs_for_tests
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
+# On top of configs/default.py's 'tiny' preset (4 x 32 x 32 clips, one-block ViViT).
 TINY = {
-    'data.num_frames': 4, 'data.frame_stride': 1, 'data.crop_size': 32, 'data.resize_short': 36,
-    'data.batch_size': 4, 'data.eval_batch_size': 4, 'data.num_workers': 0,
     'data.eval_clips': 2,
-    'model.backbone.variant': 'Ti/16x2',
-    'model.backbone.overrides': {'depth': 1, 'width': 32, 'mlp_dim': 64, 'num_heads': 2},
-    'model.streams.sketch_dim': 8, 'model.fusion.out_dim': 32, 'model.cenet.hidden_dim': 16,
     # As the main job writes its workdir: async saves every step, the last two kept.
-    'train.num_train_steps': 3, 'train.log_every': 1, 'train.checkpoint_every': 1,
-    'checkpoint.async_save': True, 'checkpoint.keep': 2,
-    'loss.hallucination': 'uncertainty', 'loss.update_scheme': 'joint', 'optim.lr': 1e-3,
+    'train.num_train_steps': 3, 'checkpoint.async_save': True, 'checkpoint.keep': 2,
+    'loss.hallucination': 'uncertainty', 'loss.update_scheme': 'joint',
 }
 
 
 def _config(root, aux_dir):
-  import runpy  # pylint: disable=g-import-not-at-top
-  c = runpy.run_path(str(REPO / 'configs' / 'default.py'))['get_config']()
-  overrides = {**TINY, 'data.root': str(root), 'data.annotations': str(root / 'annotations.csv'),
-               'data.aux_dir': str(aux_dir)}
-  for key, value in overrides.items():
-    *parents, leaf = key.split('.')
-    node = c
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return c
+  return configs_for_tests.load('default', 'tiny', {
+      **TINY, 'data.root': str(root), 'data.annotations': str(root / 'annotations.csv'),
+      'data.aux_dir': str(aux_dir)})
 
 
 @pytest.fixture(scope='module')

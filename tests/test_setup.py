@@ -1,6 +1,4 @@
 """The one set-up (halluc_jax/setup.py) that the trainer, the planner and the benchmarks build."""
-import os
-import runpy
 
 import jax
 import pytest
@@ -8,19 +6,16 @@ import pytest
 from halluc_jax import setup as setup_lib
 from halluc_jax.data import aux_targets
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import configs_for_tests
+
 # name -> (group, dim): two ODF streams and one SDF stream.
 MANIFEST_STREAMS = {'det_a': ('odf', 8), 'det_b': ('odf', 4), 'sal': ('sdf', 6)}
 
 
 def _config(row='default'):
-  c = runpy.run_path(os.path.join(REPO, 'configs', f'{row}.py'))['get_config']()
-  c.data.num_classes, c.data.num_frames, c.data.crop_size, c.data.batch_size = 5, 4, 16, 2
-  c.model.backbone.overrides = {'depth': 1, 'width': 32, 'mlp_dim': 64, 'num_heads': 2}
-  c.model.streams.sketch_dim = 8
-  c.model.fusion.out_dim = 16
-  c.model.cenet.hidden_dim = 8
-  return c
+  return configs_for_tests.load(row, 'tiny', {
+      'data.num_classes': 5, 'data.crop_size': 16, 'data.batch_size': 2,
+      'model.fusion.out_dim': 16, 'model.cenet.hidden_dim': 8})
 
 
 @pytest.fixture(name='aux_dir')
@@ -61,7 +56,7 @@ def test_use_groups_naming_an_absent_group_is_an_error(aux_dir):
 def test_schedule_length_abstract_and_given():
   config = _config()
   config.data.aux_dir = ''
-  config.train.num_epochs = 2.5
+  config.train.num_epochs, config.train.num_train_steps = 2.5, -1  # length from the epochs
   abstract = setup_lib.Setup(config, abstract=True)
   assert (abstract.steps_per_epoch, abstract.total_steps) == (
       setup_lib.ABSTRACT_STEPS_PER_EPOCH, 2500)
@@ -75,7 +70,7 @@ def test_schedule_length_counts_the_train_split(tiny_dataset):
   config.data.aux_dir = ''
   config.data.root = str(tiny_dataset)
   config.data.annotations = str(tiny_dataset / 'annotations.csv')
-  config.train.num_epochs, config.data.num_classes = 3, 12
+  config.train.num_epochs, config.train.num_train_steps, config.data.num_classes = 3, -1, 12
   from halluc_jax.data import pipeline  # pylint: disable=g-import-not-at-top
   num_train = len(pipeline.load_split(config, 'train'))
   steps = max(1, num_train // 2)
@@ -92,3 +87,20 @@ def test_training_set_up_refuses_streams_without_targets():
   assert setup_lib.Setup(config, abstract=True).streams.dims == {'s1': 8}
   with pytest.raises(ValueError, match="streams.dims gives streams \\['s1'\\].*aux_dir is ''"):
     setup_lib.Setup(config, steps_per_epoch=1)
+
+
+def test_tiny_preset_reaches_every_row_and_unknown_presets_fail():
+  """`get_config('tiny')` shrinks every ablation row the same way and keeps the row's setting."""
+  for row in ('rgb_only', 'hal_odf', 'hal_all_unc_grouped_literal', 'i3d_rgb_only'):
+    full, tiny = configs_for_tests.load(row, None), configs_for_tests.load(row, 'tiny')
+    assert tiny.name == full.name and tiny.loss.to_dict() == full.loss.to_dict()
+    assert (tiny.model.streams.use, tiny.model.streams.use_groups) == (
+        full.model.streams.use, full.model.streams.use_groups)
+    assert tiny.data.aux_dir == full.data.aux_dir
+    assert tiny.data.num_workers == 0 and tiny.train.num_train_steps == 2
+    assert tiny.data.crop_size < full.data.crop_size
+  assert configs_for_tests.load('i3d', 'tiny').model.backbone.variant == 'w0.125/111'
+  with pytest.raises(ValueError, match="unknown preset 'huge'"):
+    configs_for_tests.load('hal_sdf', 'huge')
+  with pytest.raises(KeyError, match='data.batchsize: no such config field'):
+    configs_for_tests.load('default', 'tiny', {'data.batchsize': 4})

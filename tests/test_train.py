@@ -23,34 +23,13 @@ from halluc_jax import train
 from halluc_jax.data import annotations
 from halluc_jax.data import aux_targets
 
+import configs_for_tests
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / 'configs' / 'default.py'
 
-TINY = {
-    'data.num_frames': 4, 'data.frame_stride': 1, 'data.crop_size': 32, 'data.resize_short': 36,
-    'data.batch_size': 4, 'data.eval_batch_size': 4, 'data.num_workers': 0,
-    'data.aux_dir': '',
-    'model.backbone.variant': 'Ti/16x2',
-    'model.backbone.overrides': {'depth': 1, 'width': 32, 'mlp_dim': 64, 'num_heads': 2},
-    'model.streams.sketch_dim': 8, 'model.fusion.out_dim': 32, 'model.cenet.hidden_dim': 16,
-    'train.num_train_steps': 2, 'train.log_every': 1, 'train.checkpoint_every': 1,
-    'optim.lr': 1e-3, 'checkpoint.keep': 3,
-}
-
-_CONFIG_FILE = '''"""Tiny test config written by tests/test_train.py."""
-import runpy
-
-
-def get_config():
-  c = runpy.run_path({default!r})['get_config']()
-  for key, value in {overrides!r}.items():
-    *parents, leaf = key.split('.')
-    node = c
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return c
-'''
+# On top of configs/default.py's 'tiny' preset (4 x 32 x 32 clips, one-block ViViT, 2 steps).
+TINY = {'data.aux_dir': '', 'checkpoint.keep': 3}
 
 
 _FAST_COMPILE = ('jax_disable_most_optimizations', 'jax_compilation_cache_dir',
@@ -82,19 +61,11 @@ def _fast_compilation(tmp_path_factory):
 
 
 def _config(root, **overrides):
-  c = _load_default()
-  for key, value in {**TINY, **_data_paths(root), **overrides}.items():
-    *parents, leaf = key.split('.')
-    node = c
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return c
+  return configs_for_tests.load('default', 'tiny', {**TINY, **_data_paths(root), **overrides})
 
 
 def _load_default():
-  import runpy  # pylint: disable=g-import-not-at-top
-  return runpy.run_path(str(DEFAULT_CONFIG))['get_config']()
+  return configs_for_tests.load('default', arg=None)
 
 
 def _data_paths(root):
@@ -102,9 +73,8 @@ def _data_paths(root):
 
 
 def _write_config(path, root, **overrides):
-  path.write_text(_CONFIG_FILE.format(default=str(DEFAULT_CONFIG),
-                                      overrides={**TINY, **_data_paths(root), **overrides}))
-  return path
+  return pathlib.Path(configs_for_tests.write(path, 'default', 'tiny',
+                                              {**TINY, **_data_paths(root), **overrides}))
 
 
 def _main_cmd(config_path, workdir, *extra):
