@@ -38,7 +38,7 @@ prepare_data() {
   fi
   if [ ! -f "$DATA_DIR/targets/manifest.json" ]; then
     echo "[run.sh] extracting auxiliary targets (detectors, saliency, flow) into $DATA_DIR/targets"
-    "$VENV/bin/python" -m halluc_jax.extract --config configs/default.py \
+    "$VENV/bin/python" -m halluc_jax.targets.extract --config configs/default.py \
       --config.data.root="$DATA_DIR" --config.data.annotations="$DATA_DIR/annotations.csv" \
       --config.data.aux_dir="$DATA_DIR/targets"
   fi
@@ -65,7 +65,7 @@ case "$cmd" in
       echo "[run.sh] the RGB-only counterpart (configs/rgb_only.py) in $WORKDIR-rgb_only"
       "$VENV/bin/python" -m halluc_jax.main --config configs/rgb_only.py \
         --workdir "$WORKDIR-rgb_only" "${data_flags[@]}" "$@"
-      "$VENV/bin/python" -m halluc_jax.tables --workdirs "$WORKDIR,$WORKDIR-rgb_only" \
+      "$VENV/bin/python" -m halluc_jax.tools.tables --workdirs "$WORKDIR,$WORKDIR-rgb_only" \
         --baseline rgb_only
     fi
     ;;
@@ -74,7 +74,7 @@ case "$cmd" in
     # config (HALLUC_ROWS) x HALLUC_SEEDS, HALLUC_PARALLEL runs at a time, extra args to every run; a run that
     # already has its eval result is skipped, an interrupted one resumes from its checkpoint.
     # Every finished run is exported as a small JSON summary into HALLUC_RESULTS_DIR (commit
-    # those: workdirs do not outlive the machine; halluc_jax/results_io.py), and the table is
+    # those: workdirs do not outlive the machine; halluc_jax/evaluation/results_io.py), and the table is
     # rendered from them. Every run reads DATA_DIR (the preset's data; a row without targets,
     # data.aux_dir = '' as in rgb_only, keeps none); HALLUC_PRESET=motion runs the hard preset.
     setup
@@ -93,7 +93,7 @@ case "$cmd" in
 print(bool(runpy.run_path(sys.argv[1])[\"get_config\"]().data.aux_dir))" "configs/$row.py")
         [ "$has_targets" = True ] && data_flags="$data_flags --config.data.aux_dir=$DATA_DIR/targets"
         export_run() {
-          "$VENV/bin/python" -m halluc_jax.tables --export "$wd" --results_dir "$RES_DIR" \
+          "$VENV/bin/python" -m halluc_jax.tools.tables --export "$wd" --results_dir "$RES_DIR" \
             || echo "[run.sh] $wd: not exported to $RES_DIR (see above)"
         }
         [ -f "$wd/eval/eval_latest.json" ] && { echo "[run.sh] $wd done already"; export_run; exit 0; }
@@ -106,7 +106,7 @@ print(bool(runpy.run_path(sys.argv[1])[\"get_config\"]().data.aux_dir))" "config
         echo "[run.sh] $wd: $(grep "^Result" "$wd.log" | tail -1)"
         export_run'
     files=""; for row in $rows; do files="$files${files:+,}$RES_DIR/${row}_s*.json"; done
-    exec "$VENV/bin/python" -m halluc_jax.tables --results "$files" --out "$ABL_DIR/table.md"
+    exec "$VENV/bin/python" -m halluc_jax.tools.tables --results "$files" --out "$ABL_DIR/table.md"
     ;;
   bench-input)
     setup

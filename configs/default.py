@@ -67,7 +67,7 @@ def get_config(arg=None):
   c.data.standardize_targets = True
   c.data.shuffle_seed = 0
 
-  # ---- Offline target extraction (halluc_jax/extract.py; `python -m halluc_jax.extract`). ----
+  # ---- Offline target extraction (halluc_jax/targets/extract.py; `python -m halluc_jax.targets.extract`). ----
   c.extract = ml_collections.ConfigDict()
   # HOG people / Haar cascades ('odf_hog', 'odf_haar') are built in too, but they rarely fire on
   # the embedded dataset's shapes and take ~60% of extraction time, so the default run skips them.
@@ -253,7 +253,7 @@ def get_config(arg=None):
   c.distributed.local_device_ids = ''  # e.g. '0,1' ('' = $JAX_LOCAL_DEVICE_IDS or all local)
   c.distributed.initialization_timeout = 300  # seconds to wait for every process to join
 
-  # ---- Dry run (halluc_jax/plan.py): compile the train step, print size and cost, no data. ----
+  # ---- Dry run (halluc_jax/tools/plan.py): compile the train step, print size and cost, no data. ----
   c.dry_run = False
   c.dry_run_devices = 0  # fake CPU devices; 0 = the mesh size of c.mesh.shape, else real devices
 

@@ -11,7 +11,7 @@ Run (one workdir per seed):
       --config.seed=0 --config.data.shuffle_seed=0
 
 Result on the `objects` preset (seeds 0-4, 2-core CPU, 2026-12-01), rendered from
-results/ablation/objects/ by `python -m halluc_jax.tables` (README 'Ablation on the objects
+results/ablation/objects/ by `python -m halluc_jax.tools.tables` (README 'Ablation on the objects
 preset'):
 
 <!-- table:objects -->
@@ -45,7 +45,7 @@ _GROUPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'hal_all_unc
 def get_config(arg=None):
   """Returns the ConfigDict of this ablation row (`arg`: a preset of configs/default.py)."""
   c = runpy.run_path(_GROUPED)['get_config'](arg)
-  c.name = 'hal_all_unc_grouped_headnorm'  # the row label of halluc_jax.tables
+  c.name = 'hal_all_unc_grouped_headnorm'  # the row label of halluc_jax.tools.tables
   c.model.streams.input_norm = 'batch'
   c.loss.hal_pass_trains_backbone = False
   return c

@@ -12,7 +12,7 @@ Run (one workdir per seed; protocol in README 'Ablation on the embedded dataset'
 Result (objects preset, seeds 0-4, 2026-12-01): val top-1 54.4 +- 7.8%, test 50.2 +- 4.6%;
 no head beat the train mean on val (ViViT + conv stem, the main job's recipe, 2-core CPU).
 These runs predate `loss.constant_coords` and were relabelled (results/ablation/objects/README.md).
-The row, rendered by `python -m halluc_jax.tables`:
+The row, rendered by `python -m halluc_jax.tools.tables`:
 
 <!-- table:objects -->
 
@@ -42,6 +42,6 @@ _GROUPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'hal_all_unc
 def get_config(arg=None):
   """Returns the ConfigDict of this ablation row: hal_all_unc_grouped with the literal loss (`arg`: a preset of configs/default.py)."""
   c = runpy.run_path(_GROUPED)['get_config'](arg)
-  c.name = 'hal_all_unc_grouped_literal'  # the row label of halluc_jax.tables
+  c.name = 'hal_all_unc_grouped_literal'  # the row label of halluc_jax.tools.tables
   c.loss.constant_coords = 'model'
   return c

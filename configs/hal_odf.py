@@ -9,7 +9,7 @@ Run (one workdir per seed; protocol in README 'Ablation on the embedded dataset'
       --config.seed=0 --config.data.shuffle_seed=0
 
 Result on the `objects` preset (ViViT + conv stem, seeds 0-2, the main job's recipe, 2-core
-CPU, 2026-12-01), rendered from results/ablation/objects/ by `python -m halluc_jax.tables`
+CPU, 2026-12-01), rendered from results/ablation/objects/ by `python -m halluc_jax.tools.tables`
 (README 'Ablation on the objects preset'):
 
 <!-- table:objects -->
@@ -44,7 +44,7 @@ _DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'default.py'
 def get_config(arg=None):
   """Returns the ConfigDict of this ablation row (`arg`: a preset of configs/default.py)."""
   c = runpy.run_path(_DEFAULT)['get_config'](arg)
-  c.name = 'hal_odf'  # the row label of halluc_jax.tables
+  c.name = 'hal_odf'  # the row label of halluc_jax.tools.tables
   c.model.streams.use_groups = ('odf',)
   c.loss.hallucination = 'mse'
   return c

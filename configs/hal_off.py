@@ -24,7 +24,7 @@ _DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'default.py'
 def get_config(arg=None):
   """Returns the ConfigDict of this ablation row (`arg`: a preset of configs/default.py)."""
   c = runpy.run_path(_DEFAULT)['get_config'](arg)
-  c.name = 'hal_off'  # the row label of halluc_jax.tables
+  c.name = 'hal_off'  # the row label of halluc_jax.tools.tables
   c.model.streams.use_groups = ('off',)
   c.loss.hallucination = 'mse'
   return c

@@ -42,5 +42,5 @@ def use_i3d(c, arg=None):
 def get_config(arg=None):
   """Returns the ConfigDict: the default run with the 'mini' I3D backbone (`arg`: a preset of configs/default.py)."""
   c = use_i3d(runpy.run_path(_ROW)['get_config'](arg), arg)
-  c.name = 'i3d'  # the row label of halluc_jax.tables
+  c.name = 'i3d'  # the row label of halluc_jax.tools.tables
   return c

@@ -22,5 +22,5 @@ def get_config(arg=None):
   """Returns the ConfigDict of this row: RGB only, reduced I3D (`arg`: a preset of configs/default.py)."""
   c = runpy.run_path(os.path.join(_HERE, 'rgb_only.py'))['get_config'](arg)
   runpy.run_path(os.path.join(_HERE, 'i3d.py'))['use_i3d'](c, arg)
-  c.name = 'i3d_rgb_only'  # the row label of halluc_jax.tables
+  c.name = 'i3d_rgb_only'  # the row label of halluc_jax.tools.tables
   return c

@@ -9,7 +9,7 @@ Run (one workdir per seed; protocol in README 'Ablation on the embedded dataset'
       --config.seed=0 --config.data.shuffle_seed=0
 
 Result on the `objects` preset (ViViT + conv stem, seeds 0-4, the main job's recipe, 2-core
-CPU), rendered from results/ablation/objects/ by `python -m halluc_jax.tables --results
+CPU), rendered from results/ablation/objects/ by `python -m halluc_jax.tools.tables --results
 'results/ablation/objects/*.json' --baseline rgb_only --update configs/rgb_only.py --marker objects`
 (README 'Ablation on the objects preset'):
 
@@ -44,7 +44,7 @@ _DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'default.py'
 def get_config(arg=None):
   """Returns the ConfigDict of this ablation row (`arg`: a preset of configs/default.py)."""
   c = runpy.run_path(_DEFAULT)['get_config'](arg)
-  c.name = 'rgb_only'  # the row label of halluc_jax.tables
+  c.name = 'rgb_only'  # the row label of halluc_jax.tools.tables
   c.data.aux_dir = ''  # no auxiliary targets: the model has no hallucination streams
   # Only the classification loss is left; one joint update per step instead of an empty
   # hallucination pass followed by the classification pass (same objective, half the compute).

@@ -9,7 +9,7 @@ Batch: 64 clips = 8 per device on 8 devices. Stream dims come from `model.stream
 `data.aux_dir` to the extracted targets (manifest dims must match) for a real run.
 
 Dry run (no data, 8 fake CPU devices):
-  python -m halluc_jax.plan --config configs/vivit_b16x2_k400.py --devices 8
+  python -m halluc_jax.tools.plan --config configs/vivit_b16x2_k400.py --devices 8
 Result (2-core CPU box, jax 0.10.2; compile 40 s wall when the box is quiet, 250 s under load):
   parameters 95,863,344 = backbone 87,440,640 + streams 3,149,824 + haf 787,456
       + cenet 3,681,024 + prednet 804,400

@@ -7,7 +7,7 @@ large backbones, so only streams, HAF, CENet and PredNet train on its pooled tok
 train step runs the backbone forward only (no backward).
 
 Dry run (no data, 8 fake CPU devices):
-  python -m halluc_jax.plan --config configs/vivit_l16x2_k400.py --devices 8
+  python -m halluc_jax.tools.plan --config configs/vivit_l16x2_k400.py --devices 8
 Result (2-core CPU box, jax 0.10.2; compile 61 s wall):
   parameters 315,224,368 = backbone 305,490,944 + streams 4,198,400 + haf 1,049,600
       + cenet 3,681,024 + prednet 804,400

@@ -69,7 +69,7 @@ def _on_cloud_tpu_vm():
   return any(os.path.exists(p) for p in ('/dev/accel0', '/dev/vfio/0'))
 
 
-def plan(dist_cfg, environ=None):
+def initialize_kwargs(dist_cfg, environ=None):
   """What `initialize` will do: None (one process), {} (auto-detect) or initialize kwargs.
 
   Raises:
@@ -111,7 +111,7 @@ def initialize(dist_cfg, environ=None):
     The kwargs passed to `jax.distributed.initialize` ({} = auto-detected), or None when this
     is a single-process run.
   """
-  settings = plan(dist_cfg, environ)
+  settings = initialize_kwargs(dist_cfg, environ)
   if settings is None:
     return None
   import jax  # pylint: disable=g-import-not-at-top

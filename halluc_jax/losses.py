@@ -7,7 +7,7 @@ coordinate constant on the train split; docs/method.md, "Constant target coordin
 config.data.standardize_targets the target store has already standardised 'aux' (z = (y - mean) / std per dimension, train-split statistics; docs/method.md,
 "Target standardisation"), so these losses compare the heads' outputs with z: the MSE is then
 an MSE in original units weighted by 1 / std_d^2 per dimension, and the uncertainty loss models
-the standardised residuals (`losses_uncertainty`). The losses themselves never rescale. Model outputs: 'logits' [B, C], 'hallucinated' {stream: [B, dim]} and,
+the standardised residuals (`covariance`). The losses themselves never rescale. Model outputs: 'logits' [B, C], 'hallucinated' {stream: [B, dim]} and,
 in training, 'cholesky' {structure: free entries of the precision factor}.
 
 One contract for every term: a loss is a sum over the samples that count divided by their
@@ -30,7 +30,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from halluc_jax.losses_uncertainty import to_layout, uncertainty_terms
+from halluc_jax.covariance import to_layout, uncertainty_terms
 
 HALLUCINATION_LOSSES = ('mse', 'uncertainty')
 ROBUST_LOSSES = ('none', 'barron')

@@ -7,9 +7,8 @@ resumes from the newest checkpoint in the workdir.
 Multi-process runs start every process with the same command; `config.distributed` (or the
 cluster environment) tells them how to meet, see halluc_jax/distributed.py. With
 `--config.dry_run=True` nothing is trained and no data is read: the train step is compiled
-ahead of time (halluc_jax/plan.py) and its parameters, FLOPs and memory are printed.
+ahead of time (halluc_jax/dry_run.py) and its parameters, FLOPs and memory are printed.
 """
-import math
 import re
 import sys
 
@@ -55,41 +54,14 @@ def parse_flags(argv):
   sys.exit(2)
 
 
-def dry_run_devices(config):
-  """Fake CPU devices for the dry run: config.dry_run_devices, else a fixed mesh's size, else 0
-  (= the real devices)."""
-  if int(config.get('dry_run_devices', 0)) > 0:
-    return int(config.dry_run_devices)
-  sizes = [int(v) for v in config.mesh.shape.values()]
-  return 0 if -1 in sizes else math.prod(sizes)
-
-
-def dry_run(config):
-  """Compiles the train step on (fake) devices and prints the planner's report; no data."""
-  from halluc_jax import plan  # pylint: disable=g-import-not-at-top  # imports jax, no backend yet
-  num_devices = dry_run_devices(config)
-  if num_devices:  # XLA reads the fake device count when the CPU backend starts, i.e. below
-    plan.force_host_device_count(num_devices)
-  import jax  # pylint: disable=g-import-not-at-top
-  if num_devices:
-    jax.config.update('jax_platforms', 'cpu')
-  elif _PLATFORM.value:
-    jax.config.update('jax_platforms', _PLATFORM.value)
-  devices = jax.devices()
-  if len(devices) < num_devices:
-    raise ValueError(f'Dry run asked for {num_devices} fake CPU devices but jax has '
-                     f'{len(devices)}: its backend started before XLA_FLAGS was set.')
-  result = plan.plan(config, devices[:num_devices] if num_devices else devices)
-  print('\n'.join(plan.format_report(config, result)), flush=True)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
   if config.get('dry_run', False):
+    from halluc_jax import dry_run  # pylint: disable=g-import-not-at-top  # before jax's backend
     try:
-      return dry_run(config)
+      return dry_run.run(config, dry_run.devices_for(config), _PLATFORM.value)
     except (ValueError, FileNotFoundError) as e:
       print(f'FATAL: {e}', file=sys.stderr)
       sys.exit(1)

@@ -111,10 +111,6 @@ def param_shardings(abstract_variables, mesh, rules):
                     '; '.join(uneven))
   return shardings
 
-def tree_shardings_like(abstract_tree, sharding):
-  """One sharding for every leaf of `abstract_tree` (e.g. replicated scalars)."""
-  return jax.tree.map(lambda _: sharding, abstract_tree)
-
 
 def opt_state_shardings(tx, abstract_opt_state, params_shardings, mesh):
   """Optimiser-state shardings: moments follow their parameter, counters are replicated."""

@@ -14,9 +14,9 @@ import numpy as np
 from clu import periodic_actions
 
 from halluc_jax import checkpointing
-from halluc_jax import evaluate as evaluate_lib
+from halluc_jax.evaluation import evaluate as evaluate_lib
 from halluc_jax import metrics_log
-from halluc_jax import mfu as mfu_lib
+from halluc_jax.perf import mfu as mfu_lib
 from halluc_jax import setup as setup_lib
 from halluc_jax.data import annotations
 from halluc_jax.data import pipeline
@@ -24,14 +24,6 @@ from halluc_jax.data import pipeline
 
 class NonFiniteLossError(FloatingPointError):
   """The loss became NaN/inf under `train.nan_policy='stop'`."""
-
-
-def _numeric_leaves(batch):
-  """Drops non-numeric entries (ids as strings) that cannot go to the device."""
-  if isinstance(batch, dict):
-    return {k: _numeric_leaves(v) for k, v in batch.items()
-            if not (isinstance(v, np.ndarray) and v.dtype.kind in 'OSU')}
-  return batch
 
 
 def _class_names(config):
@@ -184,7 +176,7 @@ def train_and_evaluate(config, workdir):
       while step < total_steps:
         with meter.waiting_for_data():
           batch = next(train_iter)
-          batch = pipeline.device_put_batch(_numeric_leaves(batch), setup.batch_sharding)
+          batch = pipeline.device_put_batch(batch, setup.batch_sharding)
         if train_step is None:  # ahead of time, so the step's model FLOPs are counted once
           train_step, step_flops = setup.compile_train_step(state, batch)
           logging.info('Train step: %.4g model TFLOPs per step (jaxpr matmuls + convs); peak %s.',

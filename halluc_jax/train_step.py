@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from halluc_jax import flops as flops_lib
+from halluc_jax.perf import flops as flops_lib
 from halluc_jax import grad_accum
 from halluc_jax import losses
 from halluc_jax import sharding
@@ -246,7 +246,7 @@ def jit_train_step(setup, grad_accum_steps=None):
 
 
 def step_flops(traced):
-  """Model FLOPs of one train step over all devices, from its jaxpr (`halluc_jax.flops`).
+  """Model FLOPs of one train step over all devices, from its jaxpr (`halluc_jax.perf.flops`).
 
   Counted on the traced, unpartitioned step (matrix products and convolutions, loop bodies
   times their trip count), so the figure is the same on every backend and with any

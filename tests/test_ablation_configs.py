@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from halluc_jax import tables
+from halluc_jax.tools import tables
 from halluc_jax.data import aux_targets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,7 +58,7 @@ def test_config_is_default_plus_its_row(name):
   assert f'--config configs/{name}.py' in source
   # The docstring reports the measured row: mean +- std of top-1 over seeds.
   assert re.search(r'Result \(.+\).*:\s+val top-1\s+[0-9.]+ \+- [0-9.]+%', source), source
-  # A table rendered by `halluc_jax.tables --update` carries this row with its figures.
+  # A table rendered by `halluc_jax.tools.tables --update` carries this row with its figures.
   for table in re.findall(r'<!-- table:(\S+) -->(.*?)<!-- /table:\1 -->', source, re.S):
     assert re.search(rf'^\| {name} \|.*\| [0-9.]+ ± [0-9.]+ \|', table[1], re.M), table
 
@@ -81,7 +81,7 @@ def test_single_stream_row_builds_cenet_and_loss(structure):
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from halluc_jax import losses_uncertainty as lu  # pylint: disable=g-import-not-at-top
+  from halluc_jax import covariance as lu  # pylint: disable=g-import-not-at-top
   from halluc_jax.models.cenet import CENet  # pylint: disable=g-import-not-at-top
   hallucinated = {'off_hofmbh': jax.random.normal(jax.random.PRNGKey(0), (3, 8))}
   cenet = CENet(structure, hidden_dim=16)

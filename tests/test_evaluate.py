@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from halluc_jax import evaluate as ev
-from halluc_jax import metrics
+from halluc_jax.evaluation import evaluate as ev
+from halluc_jax.evaluation import metrics
 
 C, DIM = 4, 6
 RNG = np.random.default_rng(0)

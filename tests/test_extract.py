@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from configs import default
-from halluc_jax import extract
+from halluc_jax.targets import extract
+from halluc_jax.targets import extract_video
 from halluc_jax.data import aux_targets
 from halluc_jax.data.aux_targets import AuxTargetStore
 from halluc_jax.descriptors import flow, odf, sdf
@@ -205,10 +206,10 @@ def test_paper_descriptor_settings_give_the_full_psi(first_run, tmp_path):
 
 def test_visualize_writes_a_png_per_stream_grid(tiny_dataset, tmp_path):
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  from halluc_jax import visualize  # pylint: disable=g-import-not-at-top
+  from halluc_jax.targets import visualize  # pylint: disable=g-import-not-at-top
   video_path = str(next((tiny_dataset / 'train').glob('*.mp4')))
-  specs = visualize.built_in_specs(default.get_config())
-  assert {s['source'] for s in specs.values()} == set(visualize.BUILT_IN)
+  specs = extract_video.built_in_specs(default.get_config())
+  assert {s['source'] for s in specs.values()} == set(extract_video.BUILT_IN)
   out = visualize.render(video_path, str(tmp_path / 'v.png'), specs, num_frames=3)
   image = np.asarray(Image.open(out).convert('RGB'))
   assert image.shape[1] > image.shape[0] > 200  # 8 columns x 3 rows of panels

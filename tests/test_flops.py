@@ -1,9 +1,9 @@
-"""Model FLOPs from jaxprs (halluc_jax.flops) against counts written out by hand."""
+"""Model FLOPs from jaxprs (halluc_jax.perf.flops) against counts written out by hand."""
 import jax
 import jax.numpy as jnp
 import pytest
 
-from halluc_jax import flops
+from halluc_jax.perf import flops
 
 
 def test_matmul_chain_and_its_gradient():

@@ -12,7 +12,7 @@ from scipy import special
 
 from halluc_jax import losses
 from halluc_jax import optim
-from halluc_jax.losses_uncertainty import uncertainty_loss
+from halluc_jax.covariance import uncertainty_loss
 from halluc_jax.models.cenet import CENet
 from halluc_jax.models.hallucinator import (PARAM_GROUPS, build_model, hallucination_pass_groups,
                                             param_labels, resolve_streams, trainable_mask,

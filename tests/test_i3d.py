@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from halluc_jax import flops as flops_lib
+from halluc_jax.perf import flops as flops_lib
 from halluc_jax import setup as setup_lib
 from halluc_jax import sharding
 from halluc_jax.descriptors.power_norm import power_normalize

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from halluc_jax import losses
-from halluc_jax.losses_uncertainty import (STRUCTURES, factor_shapes, to_layout,
+from halluc_jax.covariance import (STRUCTURES, factor_shapes, to_layout,
                                            uncertainty_loss, uncertainty_terms)
 
 DIMS = {'a': 5, 'b': 3, 'c': 5}  # ragged on purpose: block structures pad 'b'

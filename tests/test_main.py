@@ -1,7 +1,7 @@
 """The entry point's start-up: the multi-process plan, resuming checkpoints, and the dry run.
 
 halluc_jax.main is only run as a subprocess: importing it here would define absl flags that
-halluc_jax.predict (imported by other tests) defines too.
+halluc_jax.tools.predict (imported by other tests) defines too.
 """
 import re
 import subprocess
@@ -28,32 +28,32 @@ def _dist(**overrides):
 
 
 def test_distributed_plan_from_config_and_environment():
-  assert distributed.plan(_dist(), {}) is None  # a plain machine: one process
-  assert distributed.plan(_dist(), SLURM_2_TASKS) == {}  # srun: JAX detects the rest
-  assert distributed.plan(_dist(), {**SLURM_2_TASKS, 'SLURM_NTASKS': '1'}) is None
-  assert distributed.plan(_dist(mode='off'), SLURM_2_TASKS) is None
-  assert distributed.plan(_dist(local_device_ids='0,1'), SLURM_2_TASKS) == {
+  assert distributed.initialize_kwargs(_dist(), {}) is None  # a plain machine: one process
+  assert distributed.initialize_kwargs(_dist(), SLURM_2_TASKS) == {}  # srun: JAX detects the rest
+  assert distributed.initialize_kwargs(_dist(), {**SLURM_2_TASKS, 'SLURM_NTASKS': '1'}) is None
+  assert distributed.initialize_kwargs(_dist(mode='off'), SLURM_2_TASKS) is None
+  assert distributed.initialize_kwargs(_dist(local_device_ids='0,1'), SLURM_2_TASKS) == {
       'local_device_ids': [0, 1]}  # one process per node driving two GPUs
-  assert distributed.plan(_dist(), {'OMPI_MCA_orte_hnp_uri': 'x', 'OMPI_COMM_WORLD_SIZE': '4'}) == {}
+  assert distributed.initialize_kwargs(_dist(), {'OMPI_MCA_orte_hnp_uri': 'x', 'OMPI_COMM_WORLD_SIZE': '4'}) == {}
 
   explicit = _dist(coordinator_address='10.0.0.1:1234', num_processes=2, process_id=0,
                    local_device_ids='0,1')
-  assert distributed.plan(explicit, SLURM_2_TASKS) == {  # explicit settings win over detection
+  assert distributed.initialize_kwargs(explicit, SLURM_2_TASKS) == {  # explicit settings win over detection
       'coordinator_address': '10.0.0.1:1234', 'num_processes': 2, 'process_id': 0,
       'local_device_ids': [0, 1]}
   env = {'JAX_COORDINATOR_ADDRESS': 'h:9', 'JAX_NUM_PROCESSES': '4', 'JAX_PROCESS_ID': '3'}
-  assert distributed.plan(_dist(), env) == {'coordinator_address': 'h:9', 'num_processes': 4,
+  assert distributed.initialize_kwargs(_dist(), env) == {'coordinator_address': 'h:9', 'num_processes': 4,
                                             'process_id': 3}
-  assert distributed.plan(_dist(process_id=1), env)['process_id'] == 1  # config beats env
+  assert distributed.initialize_kwargs(_dist(process_id=1), env)['process_id'] == 1  # config beats env
 
   with pytest.raises(ValueError, match=r'num_processes .*process_id'):
-    distributed.plan(_dist(mode='explicit', coordinator_address='h:9'), {})
+    distributed.initialize_kwargs(_dist(mode='explicit', coordinator_address='h:9'), {})
   with pytest.raises(ValueError, match='process_id=4 is not in'):
-    distributed.plan(_dist(coordinator_address='h:9', num_processes=4, process_id=4), {})
+    distributed.initialize_kwargs(_dist(coordinator_address='h:9', num_processes=4, process_id=4), {})
   with pytest.raises(ValueError, match='no coordinator_address'):
-    distributed.plan(_dist(num_processes=2, process_id=0), {})
+    distributed.initialize_kwargs(_dist(num_processes=2, process_id=0), {})
   with pytest.raises(ValueError, match='mode'):
-    distributed.plan(_dist(mode='on'), {})
+    distributed.initialize_kwargs(_dist(mode='on'), {})
 
 
 def test_dry_run_prints_size_and_cost_without_data(tmp_path):

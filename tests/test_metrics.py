@@ -1,8 +1,8 @@
-"""halluc_jax.metrics against plain Python loops written from the definitions."""
+"""halluc_jax.evaluation.metrics against plain Python loops written from the definitions."""
 import numpy as np
 import pytest
 
-from halluc_jax import metrics
+from halluc_jax.evaluation import metrics
 
 
 def _loop_topk(scores, labels, k):

@@ -1,8 +1,8 @@
-"""MFU maths and the peak-FLOP/s table (halluc_jax/mfu.py)."""
+"""MFU maths and the peak-FLOP/s table (halluc_jax/perf/mfu.py)."""
 import jax
 import pytest
 
-from halluc_jax import mfu
+from halluc_jax.perf import mfu
 
 
 def test_mfu_is_model_flops_over_step_time_over_total_peak():

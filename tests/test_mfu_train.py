@@ -3,7 +3,7 @@ import jax
 import numpy as np
 import pytest
 
-from halluc_jax import plan
+from halluc_jax import dry_run
 from halluc_jax import setup as setup_lib
 from halluc_jax import sharding
 from halluc_jax import train
@@ -46,7 +46,7 @@ def test_step_flops_do_not_depend_on_gradient_accumulation(stem):
   setup = setup_lib.Setup(config, sharding.make_mesh(config.mesh), abstract=True)
   with setup.context():
     compiled = setup.jit_train_step().lower(setup.abstract_state, setup.abstract_batch()).compile()
-  xla = plan.cost_flops(compiled) * setup.mesh.size
+  xla = dry_run.cost_flops(compiled) * setup.mesh.size
   assert 0.5 * xla < flops <= _XLA_BOUND[stem] * xla
 
 

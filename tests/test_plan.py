@@ -1,4 +1,4 @@
-"""The dry-run planner (halluc_jax/plan.py): a real compile on 8 fake CPU devices."""
+"""The dry run (halluc_jax/dry_run.py; CLI tools/plan.py): a real compile on 8 fake CPU devices."""
 import json
 import os
 import re
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from halluc_jax import plan
+from halluc_jax import dry_run
 from halluc_jax import setup as setup_lib
 from halluc_jax import sharding
 from halluc_jax.data import aux_targets
@@ -39,7 +39,7 @@ def planner_run(tiny_config_path, tmp_path_factory):
   out = tmp_path_factory.mktemp('plan_out') / 'plan.json'
   env = dict(os.environ, XLA_FLAGS='', JAX_PLATFORMS='')  # the planner must set both itself
   proc = subprocess.run(
-      [sys.executable, '-m', 'halluc_jax.plan', '--config', tiny_config_path, '--devices=8',
+      [sys.executable, '-m', 'halluc_jax.tools.plan', '--config', tiny_config_path, '--devices=8',
        '--json_out', str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return proc.stdout, json.loads(out.read_text())
@@ -94,7 +94,7 @@ def test_analytic_backbone_flops_agree_with_xla(planner_run):
 
 def test_analytic_flops_of_vivit_b16x2_is_about_180_gmacs():
   config = runpy.run_path(os.path.join(REPO, 'configs', 'vivit_b16x2_k400.py'))['get_config']()
-  flops = plan.analytic_backbone_flops(config.model, 16, 224)
+  flops = dry_run.analytic_backbone_flops(config.model, 16, 224)
   tokens, width, depth = 8 * 14 * 14, 768, 12
   assert flops['attention'] == 2 * depth * 2 * tokens ** 2 * width
   assert flops['dense'] == 2 * depth * tokens * (4 * width ** 2 + 2 * width * 3072)
@@ -110,8 +110,8 @@ def test_analytic_flops_of_factorised_encoder_agree_with_xla(tiny_config_path):
   params = jax.eval_shape(lambda: model.backbone.init(
       jax.random.PRNGKey(0), jnp.zeros(clip.shape, clip.dtype), train=False))
   fwd = jax.jit(lambda p, v: model.backbone.apply(p, v, train=False))
-  xla = plan.cost_flops(fwd.lower(params, clip).compile())
-  analytic = plan.analytic_backbone_flops(config.model, 4, 16)['total']
+  xla = dry_run.cost_flops(fwd.lower(params, clip).compile())
+  analytic = dry_run.analytic_backbone_flops(config.model, 4, 16)['total']
   assert 1.0 <= xla / analytic < 1.3
 
 
@@ -142,7 +142,7 @@ def _step_flops(config):
   setup = setup_lib.Setup(config, mesh, abstract=True)
   with setup.context():
     lowered = setup.jit_train_step().lower(setup.abstract_state, setup.abstract_batch())
-    return plan.cost_flops(lowered.compile())
+    return dry_run.cost_flops(lowered.compile())
 
 
 def test_frozen_backbone_skips_its_backward_pass(tiny_config_path):
@@ -166,7 +166,7 @@ def test_planner_on_the_i3d_config(tmp_path):
   overrides = {'data.aux_dir': '', 'data.batch_size': 2}  # on the preset: 8x32x32, w0.125/111
   env = dict(os.environ, XLA_FLAGS='', JAX_PLATFORMS='', JAX_DISABLE_MOST_OPTIMIZATIONS='1')
   proc = subprocess.run(
-      [sys.executable, '-m', 'halluc_jax.plan', '--config',
+      [sys.executable, '-m', 'halluc_jax.tools.plan', '--config',
        os.path.join(REPO, 'configs', 'i3d.py') + ':tiny',
        '--devices=2', '--json_out', str(out)] + [f'--config.{k}={v}' for k, v in overrides.items()],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -181,5 +181,5 @@ def test_planner_on_the_i3d_config(tmp_path):
       int(np.prod(x.shape)) for x in jax.tree.leaves(variables['params']['backbone']))
   analytic = result['analytic_backbone']
   assert set(analytic) == {'stem', 'inception', 'total'}
-  assert analytic == plan.analytic_backbone_flops(config.model, 8, 32)
+  assert analytic == dry_run.analytic_backbone_flops(config.model, 8, 32)
   assert 0.5 * analytic['total'] < result['forward_backbone_flops'] <= analytic['total']

@@ -12,8 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from halluc_jax import predict
-from halluc_jax import tables
+from halluc_jax.tools import predict
+from halluc_jax.tools import tables
 from halluc_jax import setup as setup_lib
 from halluc_jax import train
 from halluc_jax.data import annotations
@@ -58,7 +58,7 @@ def trained(tiny_dataset, tmp_path_factory):
 
 def _cli(*args, cwd=REPO):
   env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL='3')
-  return subprocess.run([sys.executable, '-m', 'halluc_jax.predict', *args], capture_output=True,
+  return subprocess.run([sys.executable, '-m', 'halluc_jax.tools.predict', *args], capture_output=True,
                         text=True, env=env, cwd=str(cwd), timeout=300)
 
 

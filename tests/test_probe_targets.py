@@ -1,8 +1,8 @@
 """Ground-truth target probes: closed-form ridge probe and the constant-mean baseline."""
 import numpy as np
 
-from halluc_jax import metrics
-from halluc_jax import probe_targets
+from halluc_jax.evaluation import metrics
+from halluc_jax.targets import probe_targets
 
 
 def _blobs(rng, n, num_classes, dim, separation):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from halluc_jax.descriptors.sketch import CountSketch
-from halluc_jax.models.streams import Fusion, PredNet, StreamHead, fusion_plan, stream_weights
+from halluc_jax.models.streams import Fusion, PredNet, StreamHead, fusion_levels, stream_weights
 
 
 def _init_apply(module, *args, **kwargs):
@@ -48,11 +48,11 @@ def test_stream_weights_eq22():
     stream_weights([0.5, 0.0], beta=1.0)
 
 
-def test_fusion_plan_groups_and_haf_default():
+def test_fusion_levels_groups_and_haf_default():
   groups = {'det1': 'odf', 'det2': 'odf', 'sal1': 'sdf'}
-  plan, haf = fusion_plan(['det1', 'det2', 'flow', 'sal1'], groups,
+  levels, haf = fusion_levels(['det1', 'det2', 'flow', 'sal1'], groups,
                           {'det1': 0.4, 'det2': 0.6, 'flow': 0.7})
-  assert plan == (('flow', (('flow', 0.7),), 0.7),
+  assert levels == (('flow', (('flow', 0.7),), 0.7),
                   ('odf', (('det1', 0.4), ('det2', 0.6)), 0.5),
                   ('sdf', (('sal1', 1.0),), 1.0))
   assert haf == pytest.approx(1 / 4)
@@ -78,8 +78,8 @@ def test_weighted_mean_fusion_two_levels():
   names = {'det1': 4, 'det2': 4, 'flow': 4}
   streams, haf = _streams(names)
   groups, scores = {'det1': 'odf', 'det2': 'odf'}, {'det1': 0.2, 'det2': 0.6, 'flow': 0.9}
-  plan, haf_score = fusion_plan(sorted(names), groups, scores)
-  fusion = Fusion('weighted_mean', plan=plan, haf_score=haf_score, beta=2.0, rho=0.01)
+  levels, haf_score = fusion_levels(sorted(names), groups, scores)
+  fusion = Fusion('weighted_mean', levels=levels, haf_score=haf_score, beta=2.0, rho=0.01)
   out = fusion.apply({}, streams, haf)
 
   def weights(s):
@@ -92,7 +92,7 @@ def test_weighted_mean_fusion_two_levels():
   want = w_top[0] * streams['flow'] + w_top[1] * odf + w_top[2] * haf
   np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match='one dim'):
-    Fusion('weighted_mean', plan=plan).apply({}, dict(streams, flow=jnp.ones((3, 5))), haf)
+    Fusion('weighted_mean', levels=levels).apply({}, dict(streams, flow=jnp.ones((3, 5))), haf)
 
 
 def test_prednet_shapes_and_batch_stats():

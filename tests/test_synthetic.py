@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from halluc_jax.data import synthetic
-from halluc_jax.data import synthetic_classes as sc
-from halluc_jax.data import synthetic_render as sr
+from halluc_jax.data.synthetic import motion as sc
+from halluc_jax.data.synthetic import render as sr
 
 # The parameters of conftest.tiny_dataset, which these tests check and regenerate.
 TINY_DATASET = dict(num_videos=24, size=48, min_frames=12, max_frames=24, seed=1)
@@ -85,7 +85,7 @@ def test_splits_stratified_and_rates_lengths_vary(tiny_dataset):
     assert {r['label'] for r in rows if r['split'] == split} == set(sc.CLASS_NAMES)
   assert len({m['fps'] for m in meta.values()}) >= 3
   assert len({m['num_frames'] for m in meta.values()}) >= 5
-  labels, splits = synthetic.plan(360, seed=0)  # the default dataset: ~25% val in every class
+  labels, splits = synthetic.labels_and_splits(360, seed=0)  # the default dataset: ~25% val in every class
   for name in sc.CLASS_NAMES:
     in_class = [s for lab, s in zip(labels, splits) if lab == name]
     assert len(in_class) == 30 and 6 <= in_class.count('val') <= 9

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from halluc_jax.data import synthetic
-from halluc_jax.data import synthetic_objects as so
+from halluc_jax.data.synthetic import objects as so
 from halluc_jax.data import video as video_io
 from halluc_jax.descriptors.sources import LABEL_SPACE
 from halluc_jax.descriptors.sources import detectors
@@ -76,7 +76,7 @@ def test_actor_kind_and_motion(name):
 
 def test_preset_split_is_stratified_train_val_test():
   preset = synthetic.PRESETS['objects']
-  labels, splits = synthetic.plan(preset['num_videos'], 0, so.CLASS_NAMES,
+  labels, splits = synthetic.labels_and_splits(preset['num_videos'], 0, so.CLASS_NAMES,
                                   preset['val_fraction'], preset['test_fraction'])
   per_class = preset['num_videos'] // 12
   for name in so.CLASS_NAMES:
@@ -84,7 +84,7 @@ def test_preset_split_is_stratified_train_val_test():
     assert len(got) == per_class
     assert got.count('val') == got.count('test') == round(0.2 * per_class)
   # Tiny classes still keep a train clip, and every held-out split gets one.
-  labels, splits = synthetic.plan(36, 0, so.CLASS_NAMES, 0.34, 0.34)
+  labels, splits = synthetic.labels_and_splits(36, 0, so.CLASS_NAMES, 0.34, 0.34)
   for name in so.CLASS_NAMES:
     assert sorted(s for lab, s in zip(labels, splits) if lab == name) == ['test', 'train', 'val']
 

@@ -14,8 +14,8 @@ import pytest
 
 from scipy import stats
 
-from halluc_jax import results_io
-from halluc_jax import tables
+from halluc_jax.evaluation import results_io
+from halluc_jax.tools import tables
 
 
 def _config(name, seed, groups=None, loss='mse', structure='grouped', aux_dir='data/t'):
@@ -99,12 +99,12 @@ def test_cli_writes_markdown_and_expands_globs(tmp_path):
     _workdir(tmp_path, f'hal_sdf_s{seed}', _config('hal_sdf', seed, groups=('sdf',)),
              0.6 + 0.1 * seed)
   out = tmp_path / 'table.md'
-  proc = subprocess.run([sys.executable, '-m', 'halluc_jax.tables',
+  proc = subprocess.run([sys.executable, '-m', 'halluc_jax.tools.tables',
                          f'--workdirs={tmp_path}/hal_sdf_*', f'--out={out}'],
                         capture_output=True, text=True, check=True)
   assert '| hal_sdf | SDF | MSE | - | 65.0 ± 7.1 | - | 2 |' in proc.stdout
   assert out.read_text() == proc.stdout
-  proc = subprocess.run([sys.executable, '-m', 'halluc_jax.tables',
+  proc = subprocess.run([sys.executable, '-m', 'halluc_jax.tools.tables',
                          f'--workdirs={tmp_path}/nothing_here'], capture_output=True, text=True)
   assert proc.returncode != 0 and 'no finished workdir' in proc.stderr
 
@@ -199,7 +199,7 @@ def test_export_refuses_to_overwrite_a_different_run(tmp_path):
   with pytest.raises(ValueError, match='cannot export .*config.json is missing'):
     results_io.export(str(tmp_path / 'nowhere'), out)
 
-  proc = subprocess.run([sys.executable, '-m', 'halluc_jax.tables', f'--export={other}',
+  proc = subprocess.run([sys.executable, '-m', 'halluc_jax.tools.tables', f'--export={other}',
                          f'--results_dir={out}'], capture_output=True, text=True)
   assert proc.returncode != 0 and 'hal_odf_s0.json already holds a run' in proc.stderr
 
@@ -207,7 +207,7 @@ def test_export_refuses_to_overwrite_a_different_run(tmp_path):
 def test_table_from_results_equals_table_from_workdirs(tmp_path):
   dirs = _ablation(tmp_path / 'w')
   out = tmp_path / 'results'
-  proc = subprocess.run([sys.executable, '-m', 'halluc_jax.tables',
+  proc = subprocess.run([sys.executable, '-m', 'halluc_jax.tools.tables',
                          f'--export={tmp_path}/w/*_s*', f'--results_dir={out}'],
                         capture_output=True, text=True, check=True)
   assert proc.stdout.count('tables: written') == 6
@@ -227,7 +227,7 @@ def test_table_from_results_equals_table_from_workdirs(tmp_path):
   assert lines[3] == ('| hal_odf | ODF | MSE | - | 60.0 ± 0.0 | 48.0 ± 3.0 | 3 | 95.0 | 46.0 | '
                       f'0.250 | 3/6 | 15.0 | +6.0 ± 1.0 | 3 | {p:.3f} |')
 
-  proc = subprocess.run([sys.executable, '-m', 'halluc_jax.tables',
+  proc = subprocess.run([sys.executable, '-m', 'halluc_jax.tools.tables',
                          f'--results={out}/rgb_only_s*.json,{out}/hal_odf_s*.json'],
                         capture_output=True, text=True, check=True)
   assert proc.stdout == from_workdirs
@@ -302,7 +302,7 @@ def test_update_replaces_only_between_markers(tmp_path):
   readme.write_text(DOC)
   config = tmp_path / 'cfg.py'
   config.write_text('"""Row.\n\n<!-- table:abl -->\n<!-- /table:abl -->\n"""\nX = 1\n')
-  cli = [sys.executable, '-m', 'halluc_jax.tables', f'--workdirs={tmp_path}/w/*',
+  cli = [sys.executable, '-m', 'halluc_jax.tools.tables', f'--workdirs={tmp_path}/w/*',
          f'--update={readme},{config}', '--marker=abl']
   proc = subprocess.run(cli, capture_output=True, text=True, check=True)
   text = readme.read_text()

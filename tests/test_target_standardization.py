@@ -11,10 +11,10 @@ import optax
 import pytest
 
 from configs import default
-from halluc_jax import evaluate as ev
+from halluc_jax.evaluation import evaluate as ev
 from halluc_jax import losses
-from halluc_jax import metrics
-from halluc_jax import uncertainty_readout
+from halluc_jax.evaluation import metrics
+from halluc_jax import covariance as uncertainty_readout
 from halluc_jax.data import aux_targets
 from halluc_jax.data import clips
 from halluc_jax.data import pipeline

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from halluc_jax import uncertainty_readout
+from halluc_jax import covariance as uncertainty_readout
 
 DIMS = {'odf': 3, 'off': 2, 'sdf': 3}  # 'off' is shorter: its padded coordinate is masked
 

@@ -431,13 +431,13 @@ def test_conv_stem_on_an_8_device_mesh_matches_one_device():
 @pytest.mark.parametrize('size,clip', [(decode_variant('Ti/16x2', depth=1), (1, 16, 64, 64, 3)),
                                        (ViTSize(32, 1, 64, 4, 16, 1), (1, 3, 32, 48, 3))])
 def test_conv_stem_macs_agree_with_xla(size, clip):
-  """The analytic count (the dry-run planner's, plan.analytic_backbone_flops) is XLA's count
+  """The analytic count (the dry-run planner's, dry_run.analytic_backbone_flops) is XLA's count
   less the norms, GELUs and the bias it leaves out."""
-  from halluc_jax import plan  # pylint: disable=g-import-not-at-top
+  from halluc_jax import dry_run  # pylint: disable=g-import-not-at-top
   stem = vivit.ConvStem(size.width, size.patch_size, size.tubelet, vivit.conv_stem_channels(size))
   x = jax.ShapeDtypeStruct(clip, jnp.float32)
   variables = jax.eval_shape(lambda: stem.init(jax.random.PRNGKey(0), jnp.zeros(clip),
                                                train=False))
   fwd = jax.jit(lambda v, x: stem.apply(v, x, train=False))
-  xla = plan.cost_flops(fwd.lower(variables, x).compile())
+  xla = dry_run.cost_flops(fwd.lower(variables, x).compile())
   assert 1.0 <= xla / (2 * vivit.conv_stem_macs(size, *clip[1:4])) < 1.25

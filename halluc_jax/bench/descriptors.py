@@ -22,7 +22,7 @@ from absl import flags
 import cv2
 import numpy as np
 
-from halluc_jax import extract_video as ev
+from halluc_jax.targets import extract_video as ev
 from halluc_jax.descriptors import flow as flow_lib
 from halluc_jax.descriptors import odf, sdf
 from halluc_jax.descriptors.sources import LABEL_SPACE
@@ -81,7 +81,7 @@ def time_video(path, specs, frames_per_video, timer):
 
 def _long_video(directory, num_frames, seed=0):
   """Renders a num_frames-frame 320x240 clip of the embedded dataset's 'orbit' class."""
-  from halluc_jax.data import synthetic_render  # pylint: disable=g-import-not-at-top
+  from halluc_jax.data.synthetic import render as synthetic_render  # pylint: disable=g-import-not-at-top
   frames, _ = synthetic_render.render_clip('orbit', np.random.default_rng(seed), 320, num_frames)
   path = os.path.join(directory, f'long_{num_frames}.mp4')
   synthetic_render.write_mp4(path, np.ascontiguousarray(frames[:, 40:280]), fps=25)
@@ -126,8 +126,7 @@ def main(argv):
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top,unused-import
   cv2.setNumThreads(1)
   f = flags.FLAGS
-  from halluc_jax import visualize  # pylint: disable=g-import-not-at-top
-  specs = visualize.built_in_specs(f.config)
+  specs = ev.built_in_specs(f.config)
   with tempfile.TemporaryDirectory() as tmp:
     paths, data_dir = _dataset_videos(f.data_dir, f.num_videos, tmp)
     for path in paths[:1]:  # warm-up: first calls build models and fill caches

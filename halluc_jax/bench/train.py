@@ -11,8 +11,8 @@ Compiles the trainer's train step for the config on the current JAX devices (the
 Each step is followed by `block_until_ready`; step time is the median over `--steps` steps after
 `--warmup` untimed ones (the real run's warm-up also absorbs worker start-up). Model FLOPs per
 step are the matrix products and convolutions of the step's jaxpr (`train_step.step_flops`,
-`halluc_jax.flops`: the same count on every backend); MFU divides them by the step time and the
-devices' peak (`halluc_jax.mfu`), 'n/a' on CPU.
+`halluc_jax.perf.flops`: the same count on every backend); MFU divides them by the step time and the
+devices' peak (`halluc_jax.perf.mfu`), 'n/a' on CPU.
 
 Usage:
   python -m halluc_jax.bench.train --config configs/default.py --data_dir data/synthetic_objects \
@@ -30,7 +30,7 @@ import jax
 from ml_collections import config_flags
 import numpy as np
 
-from halluc_jax import mfu as mfu_lib
+from halluc_jax.perf import mfu as mfu_lib
 from halluc_jax import sharding
 from halluc_jax import setup as setup_lib
 from halluc_jax.data import pipeline

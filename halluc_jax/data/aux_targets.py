@@ -1,6 +1,6 @@
 """Auxiliary-target store: per-video hallucination targets in ArrayRecord shards.
 
-This module is the contract between extraction (`halluc_jax.extract`, which writes) and the
+This module is the contract between extraction (`halluc_jax.targets.extract`, which writes) and the
 input pipeline (which joins targets to clips by video id). A target directory holds:
 
   manifest.json            {"streams": {name: {"dim": int, ...}}, "index": {video_id: int}, ...}
@@ -23,7 +23,7 @@ holds per-dimension statistics of the train split's valid targets:
 
 They live in manifest.json itself (dims are K*d, at most a few thousand floats per stream).
 Extraction writes them; `train_split_stats` computes them on the fly for an older manifest
-without them (`python -m halluc_jax.extract --stats_only` stores them). With
+without them (`python -m halluc_jax.targets.extract --stats_only` stores them). With
 `config.data.standardize_targets` the store hands out z = (y - mean) / std for present targets
 (absent ones stay zeros with mask 0), so the loss, and anything else reading batch['aux'], sees
 the standardised space; `destandardize` maps back.
@@ -112,7 +112,7 @@ def read_manifest(target_dir):
   path = os.path.join(target_dir, MANIFEST)
   if not os.path.isfile(path):
     raise FileNotFoundError(f'No auxiliary-target manifest at {path}; run `python -m '
-                            'halluc_jax.extract` first or set config.data.aux_dir to "".')
+                            'halluc_jax.targets.extract` first or set config.data.aux_dir to "".')
   with open(path) as f:
     return json.load(f)
 
@@ -308,7 +308,7 @@ def train_split_stats(config, target_dir=None):
          os.path.abspath(str(config.data.annotations)), os.path.abspath(str(config.data.root)))
   if key not in _stats_memo:
     logging.warning('%s has no target statistics for split %r; computing them now (store them '
-                    'with `python -m halluc_jax.extract --stats_only --config ...`).', path, split)
+                    'with `python -m halluc_jax.targets.extract --stats_only --config ...`).', path, split)
     _stats_memo[key] = compute_store_stats(AuxTargetStore(target_dir),
                                            _split_video_ids(config, split), split)
   return _stats_memo[key]
@@ -316,7 +316,7 @@ def train_split_stats(config, target_dir=None):
 
 def store_train_stats(config, target_dir=None):
   """Computes the train split's statistics for an existing target folder and writes them into
-  its manifest.json (what `python -m halluc_jax.extract --stats_only` runs). Returns them."""
+  its manifest.json (what `python -m halluc_jax.targets.extract --stats_only` runs). Returns them."""
   target_dir = str(target_dir or config.extract.get('out_dir', '') or config.data.aux_dir)
   split = str(config.data.train_split)
   stats = compute_store_stats(AuxTargetStore(target_dir), _split_video_ids(config, split), split)
@@ -406,7 +406,7 @@ class AuxTargetStore:
       if missing or wrong:
         raise ValueError(f'Target statistics of {target_dir} lack streams {missing} or have '
                          f'the wrong dim for {wrong}; recompute them (python -m '
-                         'halluc_jax.extract --stats_only).')
+                         'halluc_jax.targets.extract --stats_only).')
     self._paths = sorted(os.path.join(target_dir, n) for n in os.listdir(target_dir)
                          if n.startswith('targets-') and n.endswith('.array_record'))
     self._source = None

@@ -180,7 +180,7 @@ def make_train_dataset(config, process_index=None, process_count=None):
   return _finish(ds[process_index::process_count], data)
 
 
-def eval_views(num_videos, spec, batch, process_index, process_count):
+def eval_view_indices(num_videos, spec, batch, process_index, process_count):
   """(video row, clip, crop) triples of this process, padded with (-1, 0, 0) to full batches.
 
   Every process gets ceil(ceil(num_videos / process_count) * views / batch) batches.
@@ -216,7 +216,7 @@ def make_eval_dataset(config, process_index=None, process_count=None, split=None
   if spec.resize_short < spec.crop_size:
     raise ValueError(f'config.data.resize_short ({spec.resize_short}) must be >= '
                      f'config.data.crop_size ({spec.crop_size}) for eval crops.')
-  views = eval_views(len(records), spec, batch, process_index, process_count)
+  views = eval_view_indices(len(records), spec, batch, process_index, process_count)
   loader = clips.EvalViewLoader(spec, records, _aux_store(config))
   ds = grain.MapDataset.source(views).map(loader).batch(batch, drop_remainder=True)
   return _finish(ds, data)

@@ -1,7 +1,7 @@
 """Covariance Estimation Network (CENet), docs/method.md §2.5 and 3.10.
 
 Dense -> BatchNorm -> ReLU -> Dense, producing the free entries of the lower-triangular Cholesky
-factor w of the residual's precision, in the layout of `halluc_jax.losses_uncertainty`. The
+factor w of the residual's precision, in the layout of `halluc_jax.covariance`. The
 log-diagonal is clamped (docs/method.md §9.2) so exp(l) stays finite. Training-only: the test-time path of
 the model never calls it.
 """
@@ -11,11 +11,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from halluc_jax.losses_uncertainty import factor_shapes
+from halluc_jax.covariance import factor_shapes
+from halluc_jax.models.partitioning import partitioned
 
-
-def _kernel(names, init=nn.initializers.lecun_normal()):
-  return nn.with_logical_partitioning(init, names)
+_KERNEL_INIT = nn.initializers.lecun_normal()  # default kernel initialiser of this module
 
 
 class CENet(nn.Module):
@@ -40,17 +39,17 @@ class CENet(nn.Module):
     x = jnp.concatenate([hallucinated[n] for n in names], axis=-1).astype(jnp.float32)
     if self.stop_gradient:
       x = jax.lax.stop_gradient(x)
-    x = nn.Dense(self.hidden_dim, name='fc1', kernel_init=_kernel(('cenet_in', 'cenet_hidden')),
-                 bias_init=_kernel(('cenet_hidden',), nn.initializers.zeros))(x)
+    x = nn.Dense(self.hidden_dim, name='fc1', kernel_init=partitioned(('cenet_in', 'cenet_hidden'), _KERNEL_INIT),
+                 bias_init=partitioned(('cenet_hidden',), nn.initializers.zeros))(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name='bn',
-                     scale_init=_kernel(('cenet_hidden',), nn.initializers.ones),
-                     bias_init=_kernel(('cenet_hidden',), nn.initializers.zeros))(x)
+                     scale_init=partitioned(('cenet_hidden',), nn.initializers.ones),
+                     bias_init=partitioned(('cenet_hidden',), nn.initializers.zeros))(x)
     x = nn.relu(x)
     sizes = {k: math.prod(s) for k, s in shapes.items()}
     # Zero init: w starts as the identity, so training starts from the plain sum of squares.
     y = nn.Dense(sum(sizes.values()), name='fc2',
-                 kernel_init=_kernel(('cenet_hidden', 'cenet_out'), nn.initializers.zeros),
-                 bias_init=_kernel(('cenet_out',), nn.initializers.zeros))(x)
+                 kernel_init=partitioned(('cenet_hidden', 'cenet_out'), nn.initializers.zeros),
+                 bias_init=partitioned(('cenet_out',), nn.initializers.zeros))(x)
     out, start = {}, 0
     for key in sorted(shapes):
       # Explicit batch size: with one stream the off-diagonal block is empty (size 0), and a -1

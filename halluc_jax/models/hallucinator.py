@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from halluc_jax.models.cenet import CENet
-from halluc_jax.models.streams import Fusion, PredNet, StreamHead, Streams, fusion_plan
+from halluc_jax.models.streams import Fusion, PredNet, StreamHead, Streams, fusion_levels
 from halluc_jax.models.i3d import I3D
 from halluc_jax.models.variants import decode_i3d_variant, decode_variant
 from halluc_jax.models.vivit import ViViT
@@ -146,9 +146,9 @@ def build_model(model_cfg, stream_dims, num_classes, stream_groups=None,
   # HAF matches the streams when they share one size (weighted-mean fusion needs that).
   haf_dim = m.streams.haf_dim or (dims[0][1] if len({v for _, v in dims}) == 1
                                   else k * m.streams.sketch_dim)
-  plan, haf_score = fusion_plan([n for n, _ in dims], groups, dict(m.fusion.get('scores', {})),
+  levels, haf_score = fusion_levels([n for n, _ in dims], groups, dict(m.fusion.get('scores', {})),
                                 m.fusion.haf_score if m.fusion.haf_score > 0 else None)
-  fusion = Fusion(m.fusion.mode, m.fusion.out_dim, m.fusion.seed, plan, haf_score,
+  fusion = Fusion(m.fusion.mode, m.fusion.out_dim, m.fusion.seed, levels, haf_score,
                   m.fusion.beta, m.fusion.rho)
   cenet = CENet(m.cenet.structure, m.cenet.hidden_dim, m.cenet.stop_gradient,
                 m.cenet.log_diag_clamp)

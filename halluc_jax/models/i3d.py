@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from halluc_jax.models.conv3d import conv3d_per_tap
+from halluc_jax.models.partitioning import partitioned
 from halluc_jax.models.variants import I3DSize
 from halluc_jax.models.vivit import REMAT_POLICIES
 
@@ -57,10 +58,6 @@ TEMPORAL_POOL = 2  # window of X(rgb)'s temporal average pool (the published ker
 
 _CONV_KERNEL = ('conv_t', 'conv_h', 'conv_w', 'conv_in', 'conv_out')
 _ACT = ('batch', None, None, None, None)  # [B, T, H, W, C]: data parallel only
-
-
-def _kernel(names, init):
-  return nn.with_logical_partitioning(init, names)
 
 
 def layout(size):
@@ -112,7 +109,7 @@ class Conv3D(nn.Module):
     if self.impl not in CONV_IMPLS:
       raise ValueError(f'Unknown conv impl {self.impl!r}; expected one of {CONV_IMPLS}.')
     # He init: each conv feeds a ReLU (BatchNorm rescales anyway; this keeps step 0 sane).
-    kernel = self.param('kernel', _kernel(_CONV_KERNEL, nn.initializers.he_normal()),
+    kernel = self.param('kernel', partitioned(_CONV_KERNEL, nn.initializers.he_normal()),
                         tuple(self.kernel) + (x.shape[-1], self.filters))
     x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
     impl = self.impl
@@ -139,8 +136,8 @@ class Unit3D(nn.Module):
                name='conv3d')(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-3,
                      dtype=self.dtype, name='bn',
-                     scale_init=_kernel(('conv_out',), nn.initializers.ones),
-                     bias_init=_kernel(('conv_out',), nn.initializers.zeros))(x)
+                     scale_init=partitioned(('conv_out',), nn.initializers.ones),
+                     bias_init=partitioned(('conv_out',), nn.initializers.zeros))(x)
     return nn.relu(x)
 
 

@@ -16,12 +16,11 @@ import numpy as np
 
 from halluc_jax.descriptors.power_norm import power_normalize
 from halluc_jax.descriptors.sketch import CountSketch
+from halluc_jax.models.partitioning import partitioned
+
+_KERNEL_INIT = nn.initializers.lecun_normal()  # default kernel initialiser of this module
 
 FUSION_MODES = ('concat_sketch', 'weighted_mean')
-
-
-def _kernel(names, init=nn.initializers.lecun_normal()):
-  return nn.with_logical_partitioning(init, names)
 
 
 class StreamHead(nn.Module):
@@ -61,20 +60,20 @@ class StreamHead(nn.Module):
     if x.ndim == 3:
       _, steps, channels = x.shape
       x = nn.Conv(channels, (steps,), padding='VALID', dtype=self.dtype, name='temporal_conv',
-                  kernel_init=_kernel((None, 'embed', 'stream_hidden')),
-                  bias_init=_kernel(('stream_hidden',), nn.initializers.zeros))(x)
+                  kernel_init=partitioned((None, 'embed', 'stream_hidden'), _KERNEL_INIT),
+                  bias_init=partitioned(('stream_hidden',), nn.initializers.zeros))(x)
       x = nn.relu(x[:, 0])
       in_names = ('stream_hidden', 'stream')
     if self.input_norm == 'batch':
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name='input_norm',
-                       scale_init=_kernel(in_names[:1], nn.initializers.ones),
-                       bias_init=_kernel(in_names[:1], nn.initializers.zeros))(
+                       scale_init=partitioned(in_names[:1], nn.initializers.ones),
+                       bias_init=partitioned(in_names[:1], nn.initializers.zeros))(
                            x.astype(jnp.float32)).astype(x.dtype)
     elif self.input_norm != 'none':
       raise ValueError(f"config.model.streams.input_norm={self.input_norm!r}; expected 'none' or "
                        "'batch'.")
-    y = nn.Dense(self.dim, dtype=self.dtype, name='fc', kernel_init=_kernel(in_names),
-                 bias_init=_kernel(('stream',), nn.initializers.zeros))(x)
+    y = nn.Dense(self.dim, dtype=self.dtype, name='fc', kernel_init=partitioned(in_names, _KERNEL_INIT),
+                 bias_init=partitioned(('stream',), nn.initializers.zeros))(x)
     y = y.astype(jnp.float32).reshape(y.shape[:-1] + (self.num_sketches, -1))
     return power_normalize(y, self.pn, **dict(self.pn_params)).reshape(x.shape[:-1] + (self.dim,))
 
@@ -121,8 +120,8 @@ def stream_weights(scores, beta, rho=0.1):
   return (raw / raw.sum()).astype(np.float32)
 
 
-def fusion_plan(names, groups, scores, haf_score=None):
-  """The two-level weighted-mean plan: [(group, [(stream, score)...], group_score)] plus HAF.
+def fusion_levels(names, groups, scores, haf_score=None):
+  """The two-level weighted-mean levels: [(group, [(stream, score)...], group_score)] plus HAF.
 
   Streams sharing a group (e.g. det1..det4 -> 'odf') are averaged first; a stream without a group
   is its own group. A group's score is the mean of its members' scores. HAF's score defaults to
@@ -135,15 +134,15 @@ def fusion_plan(names, groups, scores, haf_score=None):
     haf_score: HAF's score or None for the paper's default.
 
   Returns:
-    (plan, haf_score): plan is a tuple of (group, ((stream, score), ...), group_score).
+    (levels, haf_score): levels is a tuple of (group, ((stream, score), ...), group_score).
   """
   members = {}
   for name in names:
     members.setdefault(groups.get(name, name), []).append((name, float(scores.get(name, 1.0))))
-  plan = tuple((g, tuple(m), float(np.mean([s for _, s in m]))) for g, m in sorted(members.items()))
+  levels = tuple((g, tuple(m), float(np.mean([s for _, s in m]))) for g, m in sorted(members.items()))
   if haf_score is None:
-    haf_score = 1.0 / (len(plan) + 1)
-  return plan, float(haf_score)
+    haf_score = 1.0 / (len(levels) + 1)
+  return levels, float(haf_score)
 
 
 class Fusion(nn.Module):
@@ -153,14 +152,14 @@ class Fusion(nn.Module):
     mode: 'concat_sketch' (Eq. 20) or 'weighted_mean' (Eq. 21-22).
     out_dim: d'_tot of P_tot for 'concat_sketch' (0 keeps the plain concatenation, P = I).
     sketch_seed: seed of P_tot.
-    plan: fusion_plan(...)[0]; used by 'weighted_mean'.
-    haf_score: fusion_plan(...)[1].
+    levels: fusion_levels(...)[0]; used by 'weighted_mean'.
+    haf_score: fusion_levels(...)[1].
     beta, rho: Eq. 22 parameters (fixed here; the beta search rebuilds the model).
   """
   mode: str = 'concat_sketch'
   out_dim: int = 512
   sketch_seed: int = 1234
-  plan: tuple = ()
+  levels: tuple = ()
   haf_score: float = 1.0
   beta: float = 0.0
   rho: float = 0.1
@@ -179,7 +178,7 @@ class Fusion(nn.Module):
       raise ValueError(f'Weighted-mean fusion sums vectors, so all streams and HAF need one dim; '
                        f'got {dims} and haf {haf.shape[-1]}.')
     entries, scores = [], []
-    for _, members, group_score in self.plan:
+    for _, members, group_score in self.levels:
       w = stream_weights([s for _, s in members], self.beta, self.rho)
       entries.append(sum(float(wi) * hallucinated[n] for wi, (n, _) in zip(w, members)))
       scores.append(group_score)
@@ -194,7 +193,7 @@ class PredNet(nn.Module):
   @nn.compact
   def __call__(self, x, *, train):
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name='bn',
-                     scale_init=_kernel(('fused',), nn.initializers.ones),
-                     bias_init=_kernel(('fused',), nn.initializers.zeros))(x.astype(jnp.float32))
-    return nn.Dense(self.num_classes, name='fc', kernel_init=_kernel(('fused', 'classes')),
-                    bias_init=_kernel(('classes',), nn.initializers.zeros))(x)
+                     scale_init=partitioned(('fused',), nn.initializers.ones),
+                     bias_init=partitioned(('fused',), nn.initializers.zeros))(x.astype(jnp.float32))
+    return nn.Dense(self.num_classes, name='fc', kernel_init=partitioned(('fused', 'classes'), _KERNEL_INIT),
+                    bias_init=partitioned(('classes',), nn.initializers.zeros))(x)

@@ -29,7 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from halluc_jax.models.conv3d import conv3d_per_tap, same_padding
+from halluc_jax.models.partitioning import partitioned
 from halluc_jax.models.variants import ViTSize
+
+_KERNEL_INIT = nn.initializers.xavier_uniform()  # default kernel initialiser of this module
 
 BACKBONE_KINDS = ('spatio_temporal', 'factorised')
 POSEMB_KINDS = ('learned', 'sincos')
@@ -52,14 +55,10 @@ _CONV_KERNEL = ('conv_t', 'conv_h', 'conv_w', 'conv_in', 'conv_out')
 _CONV_ACT = ('batch', None, None, None, None)
 
 
-def _kernel(names, init=nn.initializers.xavier_uniform()):
-  return nn.with_logical_partitioning(init, names)
-
-
 def _layer_norm(name, dtype):
   return nn.LayerNorm(epsilon=1e-6, dtype=dtype, name=name,
-                      scale_init=_kernel(('embed',), nn.initializers.ones),
-                      bias_init=_kernel(('embed',), nn.initializers.zeros))
+                      scale_init=partitioned(('embed',), nn.initializers.ones),
+                      bias_init=partitioned(('embed',), nn.initializers.zeros))
 
 
 def sincos_table(num_positions, width):
@@ -83,8 +82,7 @@ class AddPositionEmbedding(nn.Module):
       return x + jnp.asarray(sincos_table(n, d), x.dtype)[None]
     if self.kind != 'learned':
       raise ValueError(f'Unknown posemb {self.kind!r}; expected one of {POSEMB_KINDS}.')
-    pe = self.param('pos_embedding', _kernel((None, 'length', 'embed'),
-                                             nn.initializers.normal(stddev=0.02)), (1, n, d))
+    pe = self.param('pos_embedding', partitioned((None, 'length', 'embed'), nn.initializers.normal(stddev=0.02)), (1, n, d))
     return x + pe.astype(x.dtype)
 
 
@@ -97,12 +95,12 @@ class MlpBlock(nn.Module):
   @nn.compact
   def __call__(self, x, *, train):
     width = x.shape[-1]
-    y = nn.Dense(self.mlp_dim, dtype=self.dtype, kernel_init=_kernel(('embed', 'mlp')),
-                 bias_init=_kernel(('mlp',), nn.initializers.zeros), name='fc1')(x)
+    y = nn.Dense(self.mlp_dim, dtype=self.dtype, kernel_init=partitioned(('embed', 'mlp'), _KERNEL_INIT),
+                 bias_init=partitioned(('mlp',), nn.initializers.zeros), name='fc1')(x)
     y = nn.gelu(nn.with_logical_constraint(y, _HIDDEN))
     y = nn.Dropout(self.dropout_rate)(y, deterministic=not train)
-    y = nn.Dense(width, dtype=self.dtype, kernel_init=_kernel(('mlp', 'embed')),
-                 bias_init=_kernel(('embed',), nn.initializers.zeros), name='fc2')(y)
+    y = nn.Dense(width, dtype=self.dtype, kernel_init=partitioned(('mlp', 'embed'), _KERNEL_INIT),
+                 bias_init=partitioned(('embed',), nn.initializers.zeros), name='fc2')(y)
     return nn.Dropout(self.dropout_rate)(y, deterministic=not train)
 
 
@@ -137,8 +135,8 @@ class HeadsDense(nn.Module):
     else:
       shape, names, in_ndim = (self.num_heads, head_dim, self.features), ('heads', 'kv', 'embed'), 2
       bias_shape, bias_names, eq = (self.features,), ('embed',), '...hk,hkd->...d'
-    kernel = self.param('kernel', _kernel(names, _flat_init(init, in_ndim)), shape)
-    bias = self.param('bias', _kernel(bias_names, nn.initializers.zeros), bias_shape)
+    kernel = self.param('kernel', partitioned(names, _flat_init(init, in_ndim)), shape)
+    bias = self.param('bias', partitioned(bias_names, nn.initializers.zeros), bias_shape)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     return jnp.einsum(eq, x, kernel) + bias
 
@@ -280,7 +278,7 @@ class StemConv(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    kernel = self.param('kernel', _kernel(_CONV_KERNEL, nn.initializers.he_normal()),
+    kernel = self.param('kernel', partitioned(_CONV_KERNEL, nn.initializers.he_normal()),
                         tuple(self.kernel_size) + (x.shape[-1], self.features))
     x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
     return conv3d_per_tap(x, kernel, self.strides)
@@ -325,19 +323,18 @@ class ConvStem(nn.Module):
       x = StemConv(ch, size, strides, self.dtype, name=f'conv_{i}')(x)
       if self.norm == 'layer':
         x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=f'norm_{i}',
-                         scale_init=_kernel(('conv_out',), nn.initializers.ones),
-                         bias_init=_kernel(('conv_out',), nn.initializers.zeros))(x)
+                         scale_init=partitioned(('conv_out',), nn.initializers.ones),
+                         bias_init=partitioned(('conv_out',), nn.initializers.zeros))(x)
       elif self.norm == 'batch':
         x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                          epsilon=1e-5, dtype=self.dtype, name=f'norm_{i}',
-                         scale_init=_kernel(('conv_out',), nn.initializers.ones),
-                         bias_init=_kernel(('conv_out',), nn.initializers.zeros))(x)
+                         scale_init=partitioned(('conv_out',), nn.initializers.ones),
+                         bias_init=partitioned(('conv_out',), nn.initializers.zeros))(x)
       x = nn.with_logical_constraint(nn.gelu(x), _CONV_ACT)
     # The projection's output is the token width: split like the patch stem's ('embed').
     return nn.Conv(self.width, (1, 1, 1), dtype=self.dtype, name='proj',
-                   kernel_init=_kernel(_CONV_KERNEL[:-1] + ('embed',),
-                                       nn.initializers.lecun_normal()),
-                   bias_init=_kernel(('embed',), nn.initializers.zeros))(x)
+                   kernel_init=partitioned(_CONV_KERNEL[:-1] + ('embed',), nn.initializers.lecun_normal()),
+                   bias_init=partitioned(('embed',), nn.initializers.zeros))(x)
 
 
 class ViViT(nn.Module):
@@ -395,9 +392,8 @@ class ViViT(nn.Module):
     return nn.Conv(s.width, (s.tubelet, s.patch_size, s.patch_size),
                    strides=(s.tubelet, s.patch_size, s.patch_size), padding='VALID',
                    dtype=self.dtype, name='tubelet_embed',
-                   kernel_init=_kernel((None, None, None, None, 'embed'),
-                                       nn.initializers.lecun_normal()),
-                   bias_init=_kernel(('embed',), nn.initializers.zeros))(video)
+                   kernel_init=partitioned((None, None, None, None, 'embed'), nn.initializers.lecun_normal()),
+                   bias_init=partitioned(('embed',), nn.initializers.zeros))(video)
 
   def _encoder(self, depth, name):
     return Encoder(depth, self.size.num_heads, self.size.mlp_dim, self.dropout_rate,

@@ -8,7 +8,8 @@ log-diagonal on each (docs/method.md, "Constant target coordinates").
 """
 import sys, json
 import numpy as np, jax, jax.numpy as jnp
-from halluc_jax import losses, predict
+from halluc_jax import losses
+from halluc_jax.tools import predict
 from halluc_jax import setup as setup_lib
 from halluc_jax.data import pipeline, aux_targets
 

@@ -7,7 +7,7 @@ mean per-coordinate correlation, and CENet's log-diagonal statistics (training m
 """
 import sys, json
 import numpy as np, jax, jax.numpy as jnp
-from halluc_jax import predict
+from halluc_jax.tools import predict
 from halluc_jax import setup as setup_lib
 from halluc_jax.data import pipeline
 

@@ -2,7 +2,7 @@
 
 Research script behind docs/method.md 'Descriptor choices' (not part of the package): computes
 the full multi-moment descriptor psi of odf_shape and off_hofmbh for every train/val video,
-then ridge-probes (halluc_jax.probe_targets.ridge_probe_accuracy, ridge 1.0) each block and
+then ridge-probes (halluc_jax.targets.probe_targets.ridge_probe_accuracy, ridge 1.0) each block and
 [mean; u_1] for the 12 classes, the 6 object kinds and the 2 motions (rise / fall).
 
   python results/probes/raw_descriptor_probes.py --data data/synthetic_objects \
@@ -15,8 +15,8 @@ import multiprocessing
 import numpy as np
 
 from configs import default
-from halluc_jax import extract_video
-from halluc_jax.probe_targets import ridge_probe_accuracy
+from halluc_jax.targets import extract_video
+from halluc_jax.targets.probe_targets import ridge_probe_accuracy
 
 STREAMS = ('odf_shape', 'off_hofmbh')
 BLOCKS = ('mean', 'u1', 'u2', 'u3', 'skew', 'kurt', 'eigval')  # psi with n' = 3

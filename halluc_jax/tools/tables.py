@@ -3,19 +3,19 @@ r"""Renders the paper-style ablation table from finished runs: workdirs or commi
 Export finished workdirs as run summaries (one small JSON per run, format in `results_io`;
 `bash run.sh ablation` does this after every run), then render the table from them:
 
-  python -m halluc_jax.tables --export 'workdirs/ablation/*_s*' \
+  python -m halluc_jax.tools.tables --export 'workdirs/ablation/*_s*' \
       --results_dir results/ablation/objects
-  python -m halluc_jax.tables --out table.md \
+  python -m halluc_jax.tools.tables --out table.md \
       --results 'results/ablation/objects/rgb_only_s*.json,results/ablation/objects/hal_*.json'
-  python -m halluc_jax.tables --workdirs 'workdirs/ablation/rgb_only_s*,workdirs/ablation/hal_*'
+  python -m halluc_jax.tools.tables --workdirs 'workdirs/ablation/rgb_only_s*,workdirs/ablation/hal_*'
 
 Regenerate a table kept in a document (README.md, a config's docstring) between the lines
 `<!-- table:NAME -->` and `<!-- /table:NAME -->`; `--rows` renders only some settings (the
 paired comparison still uses every run given):
 
-  python -m halluc_jax.tables --results 'results/ablation/objects/*.json' \
+  python -m halluc_jax.tools.tables --results 'results/ablation/objects/*.json' \
       --update README.md --marker ablation_objects
-  for row in rgb_only hal_odf hal_sdf; do python -m halluc_jax.tables \
+  for row in rgb_only hal_odf hal_sdf; do python -m halluc_jax.tools.tables \
       --results 'results/ablation/objects/*.json' --rows $row \
       --update configs/$row.py --marker ablation_objects; done
 
@@ -33,8 +33,8 @@ import sys
 from absl import app
 from absl import flags
 
-from halluc_jax import results_io
-from halluc_jax import table_rows
+from halluc_jax.evaluation import results_io
+from halluc_jax.evaluation import table_rows
 
 _WORKDIRS = flags.DEFINE_string('workdirs', None, 'Comma-separated workdirs; globs allowed.')
 _RESULTS = flags.DEFINE_string('results', None, 'Comma-separated run summary JSON files; globs '

@@ -9,12 +9,12 @@ colour family its crop colour scores tell apart (red or blue); the motion is `ri
 a frame shows which kinds are present; only motion over time tells what they do.
 
 Both motions are vertical, so the family is invariant to a horizontal flip, as the motion family
-is. Programmes share the motion family's helpers (`synthetic_classes`), so the scenes are drawn
+is. Programmes share the motion family's helpers (`motion.py`), so the scenes are drawn
 from the same distribution.
 """
 import numpy as np
 
-from halluc_jax.data import synthetic_classes as sc
+from halluc_jax.data.synthetic import motion as sc
 
 COLOURS = {'red': (-0.3, 0.3), 'blue': (3.6, 4.2)}  # hue ranges, units of 60 degrees
 SHAPES = ('circle', 'triangle', 'square')  # the shape detector's circle/triangle/quadrilateral

@@ -28,6 +28,8 @@ STATIC_SALIENCY = ('spectral', 'fine_grained')
 SOURCES = {'odf': detectors.DETECTOR_KINDS + ('external_det',),
            'sdf': STATIC_SALIENCY + ('motion', 'external_sal'),
            'off': ('flow',)}
+# The sources that run here without files (external ones read the user's), in panel order.
+BUILT_IN = ('shape', 'hog', 'haar', 'mser', 'spectral', 'fine_grained', 'motion', 'flow')
 MOTION_CHUNK = 64  # consecutive frames decoded at once for motion saliency (bounded memory)
 _BUILT = {}  # (stream name, repr(spec)) -> source object, per process
 
@@ -206,3 +208,34 @@ def compute_streams(video_id, path, specs, frames_per_video=32, resize_short=0):
     out[name] = {'target': None if vec is None else sketch_target(vec, spec),
                  'raw_dim': None if vec is None else int(vec.shape[-1]), 'stats': stats}
   return out
+
+
+def stream_specs(ex, names=None):
+  """{name: spec dict} of the streams to run (default: config.extract.streams); validated."""
+  if names is None:
+    names = [n.strip() for n in str(ex.streams).split(',') if n.strip()]
+  if not names:
+    raise ValueError('config.extract.streams names no stream.')
+  specs = {}
+  for name in names:
+    if name not in ex.stream:
+      raise ValueError(f'config.extract.streams names {name!r}, which config.extract.stream does '
+                       f'not define (defined: {sorted(ex.stream.keys())}).')
+    spec = ex.stream[name].to_dict() if hasattr(ex.stream[name], 'to_dict') else dict(
+        ex.stream[name])
+    spec.setdefault('n_eig', int(ex.n_eig))
+    spec.setdefault('use_rbf', bool(ex.odf_use_rbf))
+    spec.setdefault('eig_sign', str(ex.get('eig_sign', 'max_entry')))
+    spec.setdefault('moments', str(ex.get('moments', ','.join(moments.MOMENT_BLOCKS))))
+    validate_stream(name, spec)
+    specs[name] = spec
+  return specs
+
+
+def built_in_specs(config):
+  """Specs of every built-in stream of config.extract.stream (external ones need files),
+  ordered detectors, saliency, flow."""
+  ex = config.extract
+  names = [n for n in ex.stream.keys() if ex.stream[n].source in BUILT_IN]
+  names.sort(key=lambda n: BUILT_IN.index(ex.stream[n].source))
+  return stream_specs(ex, names)

@@ -1,7 +1,7 @@
 r"""How much the extracted auxiliary targets could help: per-stream probes on the ground truth.
 
 A hallucination stream can only add to the classifier what its target descriptor knows about the
-class. This command reads the extracted targets (`python -m halluc_jax.extract`) of the train
+class. This command reads the extracted targets (`python -m halluc_jax.targets.extract`) of the train
 and eval splits and prints, per stream and for all streams concatenated:
 
   probe top-1   a ridge-regression linear probe (one-hot least squares on standardised
@@ -25,7 +25,7 @@ evaluation reports the same train-mean baseline per stream ('train_mean_cosine',
 Rows: every stream, every group of two or more streams (`group:odf` = both detectors), all.
 
 Usage:
-  python -m halluc_jax.probe_targets --config configs/default.py [--ridge 1.0] [--out_json F.json]
+  python -m halluc_jax.targets.probe_targets --config configs/default.py [--ridge 1.0] [--out_json F.json]
 """
 import json
 
@@ -34,7 +34,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from halluc_jax import metrics
+from halluc_jax.evaluation import metrics
 from halluc_jax.data import annotations
 from halluc_jax.data import aux_targets
 

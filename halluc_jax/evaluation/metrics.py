@@ -2,7 +2,7 @@
 
 Every function takes whole arrays (one row per video or per clip) and returns plain Python
 floats or numpy arrays, so it can be checked against a plain loop. Streaming accumulation over
-an eval set lives in `halluc_jax.evaluate`; this module only does the arithmetic.
+an eval set lives in `halluc_jax.evaluation.evaluate`; this module only does the arithmetic.
 """
 import numpy as np
 

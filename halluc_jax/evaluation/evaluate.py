@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from halluc_jax import metrics
+from halluc_jax.evaluation import metrics
 from halluc_jax.data import aux_targets
 
 # Above this many classes the per-class tick labels are unreadable; the PNG drops them.

@@ -3,7 +3,7 @@
     MFU = model_flops_per_step / step_seconds / (num_devices * peak_flops_per_device)
 
 `model_flops_per_step` is the whole step's work over all devices: the matrix products and
-convolutions of the step's jaxpr (`train_step.step_flops`, `halluc_jax.flops`), the same on every
+convolutions of the step's jaxpr (`train_step.step_flops`, `halluc_jax.perf.flops`), the same on every
 backend (XLA's GPU cost analysis misses the cuBLAS/cuDNN calls).
 Peaks are dense (no 2:4 sparsity) bf16 tensor throughput per device (per chip for TPUs), from
 the vendors' data sheets:

@@ -11,8 +11,8 @@ import warnings
 
 import numpy as np
 
-from halluc_jax import results_io
-from halluc_jax.results_io import get as _get
+from halluc_jax.evaluation import results_io
+from halluc_jax.evaluation.results_io import get as _get
 
 # Keys that only change the random draw of a run, not the setting it measures.
 SEED_KEYS = (('seed',), ('data', 'shuffle_seed'))

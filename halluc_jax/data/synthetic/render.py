@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from halluc_jax.data import synthetic_classes as sc
+from halluc_jax.data.synthetic import motion as sc
 
 FPS_CHOICES = (12, 15, 20, 24, 25, 30)
 GOP = 12  # keyframe interval: readers must really seek, not just decode from the start

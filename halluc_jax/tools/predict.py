@@ -1,13 +1,13 @@
 r"""Classifies one video file with a trained workdir: top-5 labels and per-stream uncertainty.
 
-  python -m halluc_jax.predict --workdir workdirs/default --video my_clip.mp4 [--num_clips 4]
+  python -m halluc_jax.tools.predict --workdir workdirs/default --video my_clip.mp4 [--num_clips 4]
 
 The video is decoded, cut into clips x crops views and normalised exactly as the eval split is
 (`halluc_jax.data.clips.decode_eval_clips` + `eval_views`, the pipeline's own functions); class
 probabilities are averaged over the views. Only RGB goes in. For a model trained with the
 uncertainty loss, CENet is run on the hallucinated streams (it is a train-time head, so the
 model's test path skips it) and each stream's predicted uncertainty is printed as the mean
-predicted variance of its hallucinated descriptor (`halluc_jax.uncertainty_readout`). For a
+predicted variance of its hallucinated descriptor (`halluc_jax.covariance`). For a
 model trained on standardised targets (config.data.standardize_targets) the variances are
 reported in the targets' original space, scaled back with the train split's per-dimension std
 from the target manifest; when that manifest cannot be read they stay in the standardised space,
@@ -29,7 +29,7 @@ from absl import app
 from absl import flags
 
 from halluc_jax import checkpointing
-from halluc_jax import uncertainty_readout
+from halluc_jax import covariance
 from halluc_jax.data import annotations
 from halluc_jax.data import aux_targets
 from halluc_jax.data import clips
@@ -155,7 +155,7 @@ def predict_video(workdir, video_path, num_clips=None, top_k=5):
     cholesky = model.apply(variables, stacked,
                            method=lambda module, h: module.cenet(h, train=False))[structure]
     target_std, space = target_std_of(config) if standardized else (None, 'original')
-    per_view = uncertainty_readout.stream_variances(cholesky, structure, dims, target_std)
+    per_view = covariance.stream_variances(cholesky, structure, dims, target_std)
     result['structure'] = structure
     result['uncertainty_space'] = space
     result['uncertainty'] = {n: float(np.mean(v)) for n, v in sorted(per_view.items())}

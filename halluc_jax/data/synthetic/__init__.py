@@ -8,9 +8,9 @@ Writes, under `out_dir`:
   metadata.jsonl    per video: id, class, split, fps, num_frames, size, per-frame object boxes
   train/<id>_<time_start:06d>_<time_end:06d>.mp4, val/..., test/...   (the Kinetics layout)
 
-Two class families share the scenes (data/README.md): 'objects' (`synthetic_objects`: which kind
+Two class families share the scenes (data/README.md): 'objects' (`objects.py`: which kind
 of object makes which motion; the cues the detectors, saliency and flow see carry the class) and
-'motion' (`synthetic_classes`: twelve motion/interaction classes told apart only by motion over
+'motion' (`motion.py`: twelve motion/interaction classes told apart only by motion over
 time; the harder one). A preset names a family with its default size, length and split.
 
 Video i is rendered from `SeedSequence([seed, i])`, so the output does not depend on the number
@@ -34,9 +34,9 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-from halluc_jax.data import synthetic_classes
-from halluc_jax.data import synthetic_objects
-from halluc_jax.data import synthetic_render
+from halluc_jax.data.synthetic import motion as synthetic_classes
+from halluc_jax.data.synthetic import objects as synthetic_objects
+from halluc_jax.data.synthetic import render as synthetic_render
 
 CSV_HEADER = ('label', 'youtube_id', 'time_start', 'time_end', 'split')
 # family name -> (class names, actor_tracks(class_name, rng, t))
@@ -63,7 +63,7 @@ def video_relpath(split, youtube_id, time_start, time_end):
   return os.path.join(split, f'{youtube_id}_{int(time_start):06d}_{int(time_end):06d}.mp4')
 
 
-def plan(num_videos, seed, class_names=CLASS_NAMES, val_fraction=0.25, test_fraction=0.0):
+def labels_and_splits(num_videos, seed, class_names=CLASS_NAMES, val_fraction=0.25, test_fraction=0.0):
   """Balanced labels in shuffled order and a per-class stratified train/val[/test] split.
 
   Each held-out split takes round(fraction x class size) clips of every class (at least one
@@ -153,7 +153,7 @@ def generate(out_dir, num_videos=360, size=96, seed=0, min_frames=16, max_frames
             test_fraction)
   class_names = FAMILIES[family][0]
   start = time.time()
-  labels, splits = plan(num_videos, seed, class_names, val_fraction, test_fraction)
+  labels, splits = labels_and_splits(num_videos, seed, class_names, val_fraction, test_fraction)
   for split in set(splits):
     os.makedirs(os.path.join(out_dir, split), exist_ok=True)
   jobs = [(str(out_dir), family, i, labels[i], splits[i], size, seed, min_frames, max_frames)
@@ -185,7 +185,7 @@ _PRESET_FLAGS = ('num_videos', 'size', 'min_frames', 'max_frames', 'val_fraction
                  'test_fraction')
 
 
-def _define_flags():
+def define_flags():
   """CLI flags, defined only when run as a script so importers' flags never clash.
 
   Flags left unset take the preset's value.
@@ -216,8 +216,3 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   print(generate(f.out, **kwargs))
-
-
-if __name__ == '__main__':
-  _define_flags()
-  app.run(main)

@@ -1,6 +1,9 @@
-"""Dry-run planner: compile the real train step ahead of time and report its size and cost.
+"""The dry run: compile the real train step ahead of time and report its size and cost.
 
-  python -m halluc_jax.plan --config configs/vivit_b16x2_k400.py [--devices 8] [--config.x=..]
+  python -m halluc_jax.tools.plan --config configs/vivit_b16x2_k400.py [--devices 8] [--config.x=..]
+  python -m halluc_jax.main --config ... --workdir ... --config.dry_run=True [--config.dry_run_devices=8]
+
+Both call `run` here (the CLI in tools/plan.py only parses its flags).
 
 Builds the mesh of `config.mesh` over `--devices` fake CPU devices (XLA's
 `--xla_force_host_platform_device_count`, set before jax starts), the model, optimisers and
@@ -10,7 +13,7 @@ train-state shardings with the trainer's `setup.Setup` in its abstract mode (no 
 shaped like the input pipeline's. It prints:
 
 * parameters, in total and per group (backbone / streams / haf / cenet / prednet);
-* model FLOPs of one step (matrix products and convolutions of its jaxpr, `halluc_jax.flops`,
+* model FLOPs of one step (matrix products and convolutions of its jaxpr, `halluc_jax.perf.flops`,
   the MFU numerator the trainer logs): all devices, per device (/ devices) and per clip;
 * forward FLOPs of one clip on the test-time path (backbone, and backbone + heads), from the
   cost analysis of separately compiled forward programs, also as multiply-adds (FLOPs / 2), next
@@ -24,42 +27,14 @@ No data is read: stream dims come from the target manifest when `config.data.aux
 else from `config.model.streams.dims`. `--devices=0` uses the real devices of the default
 backend instead of fake CPU ones.
 """
+import math
 import os
 import re
-import sys
-
-
-def force_host_device_count(num_devices):
-  """Makes XLA's CPU backend expose `num_devices` devices; call before jax initialises."""
-  flags = re.sub(r'--xla_force_host_platform_device_count=\S+', '',
-                 os.environ.get('XLA_FLAGS', '')).split()
-  os.environ['XLA_FLAGS'] = ' '.join(flags + [
-      f'--xla_force_host_platform_device_count={int(num_devices)}'])
-  os.environ['JAX_PLATFORMS'] = 'cpu'
-
-
-def _devices_from_argv(argv, default=8):
-  for i, arg in enumerate(argv):
-    if arg.startswith('--devices='):
-      return int(arg.split('=', 1)[1])
-    if arg == '--devices' and i + 1 < len(argv):
-      return int(argv[i + 1])
-  return default
-
-
-if __name__ == '__main__' and _devices_from_argv(sys.argv) > 0:
-  force_host_device_count(_devices_from_argv(sys.argv))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position  # jax only after the flag above
-import json
 import time
 
-from absl import app
-from absl import flags
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from ml_collections import config_flags
 import numpy as np
 
 from halluc_jax import setup as setup_lib
@@ -69,7 +44,25 @@ from halluc_jax.models import hallucinator
 from halluc_jax.models import i3d
 from halluc_jax.models import vivit
 from halluc_jax.models.variants import decode_i3d_variant, decode_variant
-# pylint: enable=g-import-not-at-top,wrong-import-position
+
+
+def force_host_device_count(num_devices):
+  """Makes XLA's CPU backend expose `num_devices` devices; call before jax's backend starts."""
+  flags = re.sub(r'--xla_force_host_platform_device_count=\S+', '',
+                 os.environ.get('XLA_FLAGS', '')).split()
+  os.environ['XLA_FLAGS'] = ' '.join(flags + [
+      f'--xla_force_host_platform_device_count={int(num_devices)}'])
+  os.environ['JAX_PLATFORMS'] = 'cpu'
+
+
+def devices_for(config):
+  """Fake CPU devices for the dry run: config.dry_run_devices, else a fixed mesh's size, else 0
+  (= the real devices)."""
+  if int(config.get('dry_run_devices', 0)) > 0:
+    return int(config.dry_run_devices)
+  sizes = [int(v) for v in config.mesh.shape.values()]
+  return 0 if -1 in sizes else math.prod(sizes)
+
 
 GIB = 2.0 ** 30
 
@@ -157,7 +150,7 @@ def forward_flops(setup):
             cost_flops(full.lower(variables, clip).compile()))
 
 
-def plan(config, devices, with_forward=True):
+def measure(config, devices, with_forward=True):
   """Compiles the train step for `config` on `devices` and returns the figures as a dict."""
   mesh = sharding.make_mesh(config.mesh, devices)
   dp = sharding.data_parallel_size(mesh)
@@ -205,7 +198,7 @@ _ANALYTIC_PARTS = {'dense': 'matmuls', 'stem': 'stem convs', 'inception': 'Incep
 
 
 def format_report(config, r):
-  """The planner's printout (a list of lines) for a `plan` result."""
+  """The printout (a list of lines) of a `measure` result."""
   d, m, b = config.data, config.model, config.model.backbone
   fl = lambda x: _si(x, 'FLOPs')  # pylint: disable=unnecessary-lambda-assignment
   macs = lambda x: _si(x / 2, 'MACs')  # pylint: disable=unnecessary-lambda-assignment
@@ -221,7 +214,7 @@ def format_report(config, r):
           f'{k} {v:,}' for k, v in p.items() if k != 'total'),
       f"Compile: lower {r['lower_s']:.1f} s, compile {r['compile_s']:.1f} s wall "
       f"({r['compile_cpu_s']:.1f} s CPU time of this process)",
-      'Train step FLOPs (model FLOPs: matmuls + convolutions of the jaxpr, halluc_jax.flops):',
+      'Train step FLOPs (model FLOPs: matmuls + convolutions of the jaxpr, halluc_jax.perf.flops):',
       f"  per device {fl(r['step_flops_per_device'])}; all devices {fl(r['step_flops'])}; "
       f"per clip {fl(r['step_flops_per_clip'])}"]
   a = r['analytic_backbone']
@@ -243,31 +236,24 @@ def format_report(config, r):
   return lines
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  f = flags.FLAGS
+def run(config, num_devices, platform=None, with_forward=True):
+  """The dry run: `num_devices` fake CPU devices (0 = the real ones of `platform` or the default
+  backend), `measure`, print the report; returns the figures.
+
+  Call before anything starts jax's backend (the fake device count is read then).
+
+  Raises:
+    ValueError: the backend started earlier with fewer devices, or the config does not fit.
+  """
+  if num_devices:
+    force_host_device_count(num_devices)
+    jax.config.update('jax_platforms', 'cpu')
+  elif platform:
+    jax.config.update('jax_platforms', platform)
   devices = jax.devices()
-  if f.devices > 0 and len(devices) < f.devices:
-    raise SystemExit(f'FATAL: asked for {f.devices} fake CPU devices but jax has {len(devices)}; '
-                     'was jax initialised before halluc_jax.plan set XLA_FLAGS?')
-  config = f.config
-  try:
-    result = plan(config, devices[:f.devices] if f.devices > 0 else devices, f.forward)
-  except (ValueError, FileNotFoundError) as e:
-    raise SystemExit(f'FATAL: {e}') from e
-  print('\n'.join(format_report(config, result)))
-  if f.json_out:
-    with open(f.json_out, 'w') as out:
-      json.dump(result, out, indent=1)
-
-
-if __name__ == '__main__':
-  config_flags.DEFINE_config_file('config', None, 'Experiment config file (.py).',
-                                  lock_config=True)
-  flags.DEFINE_integer('devices', 8, 'Fake CPU devices for the mesh (0 = the real devices).')
-  flags.DEFINE_bool('forward', True, 'Also compile one-clip forward programs for exact '
-                    'per-clip forward FLOPs.')
-  flags.DEFINE_string('json_out', None, 'Also write the figures as JSON to this path.')
-  flags.mark_flags_as_required(['config'])
-  app.run(main)
+  if len(devices) < num_devices:
+    raise ValueError(f'Dry run asked for {num_devices} fake CPU devices but jax has '
+                     f'{len(devices)}: its backend started before XLA_FLAGS was set.')
+  result = measure(config, devices[:num_devices] if num_devices else devices, with_forward)
+  print('\n'.join(format_report(config, result)), flush=True)
+  return result

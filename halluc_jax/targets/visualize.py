@@ -1,6 +1,6 @@
 """Visual check of the descriptor sources on one video: boxes, saliency maps, optical flow.
 
-  python -m halluc_jax.visualize --video FILE --out descriptors.png [--config configs/default.py
+  python -m halluc_jax.targets.visualize --video FILE --out descriptors.png [--config configs/default.py
       --num_frames 4]
 
 One row per sampled frame; one column per built-in stream of `config.extract.stream` (all of
@@ -16,12 +16,10 @@ import cv2  # pylint: disable=g-import-not-at-top,wrong-import-order
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-order
 from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-order
 
-from halluc_jax import extract  # pylint: disable=g-import-not-at-top,wrong-import-position
-from halluc_jax import extract_video  # pylint: disable=g-import-not-at-top,wrong-import-position
+from halluc_jax.targets import extract_video  # pylint: disable=g-import-not-at-top,wrong-import-position
 from halluc_jax.descriptors import flow as flow_lib  # pylint: disable=wrong-import-position
 from halluc_jax.descriptors.sources import LABEL_SPACE  # pylint: disable=wrong-import-position
 
-BUILT_IN = ('shape', 'hog', 'haar', 'mser', 'spectral', 'fine_grained', 'motion', 'flow')
 BOX_COLOURS = plt.get_cmap('tab10').colors
 
 
@@ -115,20 +113,11 @@ def render(video_path, out_path, specs, num_frames=4, dpi=100):
   return out_path
 
 
-def built_in_specs(config):
-  """Specs of every built-in stream of config.extract.stream (external ones need files),
-  ordered detectors, saliency, flow."""
-  ex = config.extract
-  names = [n for n in ex.stream.keys() if ex.stream[n].source in BUILT_IN]
-  names.sort(key=lambda n: BUILT_IN.index(ex.stream[n].source))
-  return extract.stream_specs(ex, names)
-
-
 def main(argv):
   del argv
   from absl import flags  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
-  path = render(f.video, f.out, built_in_specs(f.config), f.num_frames)
+  path = render(f.video, f.out, extract_video.built_in_specs(f.config), f.num_frames)
   print(f'wrote {path}')
 
 

@@ -1,6 +1,6 @@
 """Offline extraction of the hallucination targets (ODF, SDF, OFF) into ArrayRecord shards.
 
-  python -m halluc_jax.extract --config configs/default.py [--config.extract.num_workers=4 ...]
+  python -m halluc_jax.targets.extract --config configs/default.py [--config.extract.num_workers=4 ...]
 
 Reads the annotation CSV (config.data; `config.extract.split`: 'train', 'all' or 'a,b'), runs
 the streams named in `config.extract.streams` on every video in parallel processes, caches each
@@ -21,7 +21,7 @@ train split (`config.data.train_split`) only, the statistics `config.data.standa
 uses (format: `halluc_jax.data.aux_targets`; docs/method.md, "Target standardisation"). When
 the extracted splits do not include the train split the manifest has none (a warning says so).
 
-  python -m halluc_jax.extract --config ... --stats_only
+  python -m halluc_jax.targets.extract --config ... --stats_only
 
 computes and stores just those statistics for an existing target folder (e.g. one extracted
 before they existed), reading its records, without touching the videos.
@@ -39,34 +39,11 @@ import urllib.parse
 
 import numpy as np
 
-from halluc_jax import extract_video
+from halluc_jax.targets import extract_video
 from halluc_jax.data import annotations
-from halluc_jax.descriptors import moments
 
 CACHE_DIR = 'cache'
 FORMAT_VERSION = 1  # bump when the maths changes so old caches are recomputed
-
-
-def stream_specs(ex, names=None):
-  """{name: spec dict} of the streams to run (default: config.extract.streams); validated."""
-  if names is None:
-    names = [n.strip() for n in str(ex.streams).split(',') if n.strip()]
-  if not names:
-    raise ValueError('config.extract.streams names no stream.')
-  specs = {}
-  for name in names:
-    if name not in ex.stream:
-      raise ValueError(f'config.extract.streams names {name!r}, which config.extract.stream does '
-                       f'not define (defined: {sorted(ex.stream.keys())}).')
-    spec = ex.stream[name].to_dict() if hasattr(ex.stream[name], 'to_dict') else dict(
-        ex.stream[name])
-    spec.setdefault('n_eig', int(ex.n_eig))
-    spec.setdefault('use_rbf', bool(ex.odf_use_rbf))
-    spec.setdefault('eig_sign', str(ex.get('eig_sign', 'max_entry')))
-    spec.setdefault('moments', str(ex.get('moments', ','.join(moments.MOMENT_BLOCKS))))
-    extract_video.validate_stream(name, spec)
-    specs[name] = spec
-  return specs
 
 
 def fingerprint(spec, ex):
@@ -226,7 +203,7 @@ def run_extraction(config):
   out_dir = str(ex.out_dir or config.data.aux_dir)
   if not out_dir:
     raise ValueError('No output directory: set config.extract.out_dir or config.data.aux_dir.')
-  specs = stream_specs(ex)
+  specs = extract_video.stream_specs(ex)
   prints = {n: fingerprint(s, ex) for n, s in specs.items()}
   videos, missing = read_video_list(config)
   if missing:

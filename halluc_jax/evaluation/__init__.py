@@ -1,0 +1,1 @@
+"""Evaluation: multi-view scoring, metrics, run summaries and table rows."""

@@ -1,0 +1,1 @@
+"""Performance measurement shared by the trainer and the benchmarks: model FLOPs, MFU."""

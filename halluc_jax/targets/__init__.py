@@ -1,0 +1,1 @@
+"""The offline target side: descriptor extraction, its visual check, target probes."""

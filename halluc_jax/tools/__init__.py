@@ -1,0 +1,1 @@
+"""Command-line tools over the training core: dry-run planner, predict, tables."""
