@@ -33,13 +33,12 @@ class Streams:
   """The hallucination streams of a run.
 
   Attributes:
-    dims: name -> target dim of every stream the model hallucinates ({} = RGB only).
+    dims: name -> target dim of every stream the model hallucinates ({} = RGB only); the
+      input pipeline loads exactly these targets.
     groups: name -> group ('odf', 'sdf', ...) of those streams.
-    target_dims: name -> dim of every stream a batch's 'aux' carries (all of the manifest's).
   """
   dims: dict
   groups: dict
-  target_dims: dict
 
 
 def streams_in_use(config):
@@ -49,8 +48,6 @@ def streams_in_use(config):
   aux_dir = config.data.get('aux_dir', '')
   manifest = aux_targets.read_manifest(aux_dir) if aux_dir else None
   dims, groups = hallucinator.resolve_streams(config.model, manifest)
-  target_dims = (dict(dims) if manifest is None else
-                 {n: int(s['dim']) for n, s in manifest['streams'].items()})
   use_groups = tuple(config.model.streams.get('use_groups', ()))
   if use_groups and dims:  # no streams at all (RGB only, no targets): nothing to narrow
     known = {groups.get(n, n) for n in dims}
@@ -61,7 +58,7 @@ def streams_in_use(config):
                        f'(groups there: {sorted(known)}).')
     dims = {n: d for n, d in dims.items() if groups.get(n, n) in use_groups}
     groups = {n: g for n, g in groups.items() if n in dims}
-  return Streams(dims, groups, target_dims)
+  return Streams(dims, groups)
 
 
 def build_model(config, streams=None):
@@ -178,7 +175,7 @@ class Setup:
 
   def abstract_batch(self):
     """Sharded `ShapeDtypeStruct`s of one global training batch (`pipeline.train_element_spec`)."""
-    return pipeline.train_element_spec(self.config, self.streams.target_dims, self.batch_sharding)
+    return pipeline.train_element_spec(self.config, self.streams.dims, self.batch_sharding)
 
   def compile_train_step(self, state, batch):
     """(compiled train step, its model FLOPs): one trace and one compile, ahead of time."""

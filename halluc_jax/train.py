@@ -18,21 +18,11 @@ from halluc_jax.evaluation import evaluate as evaluate_lib
 from halluc_jax import metrics_log
 from halluc_jax.perf import mfu as mfu_lib
 from halluc_jax import setup as setup_lib
-from halluc_jax.data import annotations
 from halluc_jax.data import pipeline
 
 
 class NonFiniteLossError(FloatingPointError):
   """The loss became NaN/inf under `train.nan_policy='stop'`."""
-
-
-def _class_names(config):
-  d = config.data
-  try:
-    return annotations.read_annotations(d.annotations, d.root, d.eval_split,
-                                        d.multi_label).class_names
-  except Exception:  # pylint: disable=broad-except  # names are cosmetic; never fail eval
-    return None
 
 
 def _close(iterator):
@@ -58,11 +48,11 @@ def run_eval(config, setup, state, workdir, step, kind='eval'):
   """Evaluates `state` on the split `final_splits(config)[kind]`; writes <workdir>/<kind>/."""
   split = final_splits(config)[kind]
   eval_iter = pipeline.make_eval_dataset(config, jax.process_index(), jax.process_count(),
-                                         split=split)
+                                         split=split, streams=setup.streams.dims)
   try:
     result = evaluate_lib.evaluate(
         setup.predict_fn(state), eval_iter, config.data.num_classes,
-        multi_label=bool(config.data.multi_label), class_names=_class_names(config),
+        multi_label=bool(config.data.multi_label), class_names=pipeline.read_split(config, split).class_names,
         out_dir=os.path.join(workdir, kind) if jax.process_index() == 0 else None, step=step,
         **evaluate_lib.target_space_args(config))
   finally:
@@ -75,7 +65,7 @@ def run_final_evals(config, setup, state, workdir, step, writer=None):
   """The eval split, then the test split if any: {'eval': result[, 'test': result]}."""
   results = {}
   for kind, split in final_splits(config).items():
-    if kind == 'test' and split not in annotations.split_names(config.data.annotations):
+    if kind == 'test' and split not in pipeline.split_names(config):
       logging.warning("config.data.test_split=%r has no videos in %s: no test evaluation "
                       "(set config.data.test_split='' to say so).", split,
                       config.data.annotations)
@@ -135,7 +125,8 @@ def train_and_evaluate(config, workdir):
   tc = config.train
   setup = setup_lib.Setup(config)
   steps_per_epoch, total_steps = setup.steps_per_epoch, setup.total_steps
-  train_iter = pipeline.make_train_dataset(config, jax.process_index(), jax.process_count())
+  train_iter = pipeline.make_train_dataset(config, jax.process_index(), jax.process_count(),
+                                           streams=setup.streams.dims)
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'), config.checkpoint)
   if ckpt.latest_step() is not None:
     state = ckpt.restore(setup.abstract_state, train_iter)

@@ -121,18 +121,18 @@ def test_train_element_spec_matches_the_real_pipeline(tiny_dataset, tiny_config_
   config.data.annotations = str(tiny_dataset / 'annotations.csv')
   config.data.num_classes, config.data.batch_size, config.data.num_workers = 12, 2, 0
   records = pipeline.load_split(config, 'train')
-  # Targets for half the videos, and one stream the model does not use: the batch carries
-  # every stream of the store all the same.
+  # Targets for half the videos, and one stream the model does not use: the store loads only
+  # the stream in use, so the batch carries 's1' alone.
   manifest = {'streams': {'s1': {'dim': 16}, 'extra': {'dim': 3}}}
   aux_targets.write_targets(str(tmp_path), [
       (r.video_id, {'s1': np.ones(16), 'extra': np.ones(3)}) for r in records[::2]], manifest)
   config.data.aux_dir = str(tmp_path)
   config.model.streams.use = ('s1',)
   streams = setup_lib.streams_in_use(config)
-  assert streams.dims == {'s1': 16} and streams.target_dims == {'s1': 16, 'extra': 3}
-  real = next(pipeline.make_train_dataset(config, 0, 1))
-  real = {k: v for k, v in real.items() if not (isinstance(v, np.ndarray) and v.dtype.kind in 'OSU')}
-  abstract = pipeline.train_element_spec(config, streams.target_dims)
+  assert streams.dims == {'s1': 16}
+  real = next(pipeline.make_train_dataset(config, 0, 1, streams=streams.dims))
+  assert sorted(real['aux']) == ['s1'] and real['aux']['s1'].shape == (2, 16)
+  abstract = pipeline.train_element_spec(config, streams.dims)
   as_spec = lambda tree: jax.tree.map(lambda x: (tuple(x.shape), np.dtype(x.dtype)), tree)  # pylint: disable=unnecessary-lambda-assignment
   assert as_spec(abstract) == as_spec(real)
 

@@ -1,5 +1,4 @@
 """The one set-up (halluc_jax/setup.py) that the trainer, the planner and the benchmarks build."""
-
 import jax
 import pytest
 
@@ -27,17 +26,15 @@ def _aux_dir(tmp_path):
 
 def test_abstract_setup_builds_only_the_streams_in_use(aux_dir):
   """A row that narrows the streams by group gets those heads in the planner's set-up too (the
-  planner used to compile every manifest stream), while the batch still carries all targets."""
+  planner used to compile every manifest stream), and its batches carry those targets only."""
   config = _config('hal_odf')
   config.data.aux_dir = aux_dir
   setup = setup_lib.Setup(config, abstract=True)
   assert setup.streams.dims == {'det_a': 8, 'det_b': 4}
   assert setup.streams.groups == {'det_a': 'odf', 'det_b': 'odf'}
-  assert setup.streams.target_dims == {'det_a': 8, 'det_b': 4, 'sal': 6}
   assert sorted(setup.abstract_variables['params']['streams']) == ['det_a', 'det_b']
   batch = setup.abstract_batch()
-  assert {n: s.shape for n, s in batch['aux'].items()} == {
-      'det_a': (2, 8), 'det_b': (2, 4), 'sal': (2, 6)}
+  assert {n: s.shape for n, s in batch['aux'].items()} == {'det_a': (2, 8), 'det_b': (2, 4)}
   assert batch['video'].shape == (2, 4, 16, 16, 3)
   assert batch['video'].sharding == setup.batch_sharding
   # Nothing was allocated: the state is shapes with the trainer's shardings.
@@ -104,3 +101,25 @@ def test_tiny_preset_reaches_every_row_and_unknown_presets_fail():
     configs_for_tests.load('hal_sdf', 'huge')
   with pytest.raises(KeyError, match='data.batchsize: no such config field'):
     configs_for_tests.load('default', 'tiny', {'data.batchsize': 4})
+
+
+def test_the_store_serves_the_streams_in_use_and_the_csv_is_read_once(tiny_dataset, aux_dir,
+                                                                       monkeypatch):
+  from halluc_jax.data import annotations  # pylint: disable=g-import-not-at-top
+  from halluc_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  store = aux_targets.AuxTargetStore(aux_dir, streams=['sal', 'det_b'])
+  assert store.dims == {'det_b': 4, 'sal': 6}  # manifest order, the named streams only
+  with pytest.raises(ValueError, match=r"Streams \['flow'\] are not in the manifest"):
+    aux_targets.AuxTargetStore(aux_dir, streams=['flow'])
+  config = _config()
+  config.data.root, config.data.num_classes = str(tiny_dataset), 12
+  config.data.annotations = str(tiny_dataset / 'annotations.csv')
+  reads = []
+  real_read = annotations.read_annotations
+  monkeypatch.setattr(annotations, 'read_annotations',
+                      lambda *a, **k: reads.append(a[2]) or real_read(*a, **k))
+  pipeline._read_split.cache_clear()  # pylint: disable=protected-access
+  first = pipeline.load_split(config, 'train')
+  again = pipeline.load_split(config, 'train')
+  pipeline.read_split(config, 'val')
+  assert first == again and first is not again and reads == ['train', 'val']

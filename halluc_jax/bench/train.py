@@ -84,7 +84,8 @@ def time_steps(step, state, next_batch, steps, warmup):
 
 def real_batches(config, setup, abstract):
   """(next_batch, close): the real pipeline, filtered to the step's inputs, on the devices."""
-  it = pipeline.make_train_dataset(config, jax.process_index(), jax.process_count())
+  it = pipeline.make_train_dataset(config, jax.process_index(), jax.process_count(),
+                                   streams=setup.streams.dims)
 
   def next_batch():
     batch = next(it)

@@ -28,6 +28,8 @@ without them (`python -m halluc_jax.targets.extract --stats_only` stores them). 
 (absent ones stay zeros with mask 0), so the loss, and anything else reading batch['aux'], sees
 the standardised space; `destandardize` maps back.
 """
+import copy
+import functools
 import json
 import logging
 import os
@@ -109,10 +111,18 @@ def write_manifest(target_dir, manifest):
 
 
 def read_manifest(target_dir):
+  """The parsed manifest.json of `target_dir` (a fresh copy; the file is read once per version)."""
   path = os.path.join(target_dir, MANIFEST)
   if not os.path.isfile(path):
     raise FileNotFoundError(f'No auxiliary-target manifest at {path}; run `python -m '
                             'halluc_jax.targets.extract` first or set config.data.aux_dir to "".')
+  stat = os.stat(path)
+  return copy.deepcopy(_parsed_json(path, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_json(path, mtime_ns, size):  # the file's version is part of the key
+  del mtime_ns, size
   with open(path) as f:
     return json.load(f)
 
@@ -375,14 +385,14 @@ def standardizer_for_config(config):
   return TargetStandardizer(train_split_stats(config))
 
 
-def store_for_config(config):
-  """The AuxTargetStore of config.data.aux_dir, standardising when `standardize_enabled`;
-  None without aux_dir."""
+def store_for_config(config, streams=None):
+  """The AuxTargetStore of config.data.aux_dir over `streams` (names; None = all), standardising
+  when `standardize_enabled`; None without aux_dir."""
   aux_dir = config.data.get('aux_dir', '')
   if not aux_dir:
     return None
   return AuxTargetStore(aux_dir, standardizer_for_config(config)
-                        if standardize_enabled(config) else None)
+                        if standardize_enabled(config) else None, streams)
 
 
 class AuxTargetStore:
@@ -390,14 +400,26 @@ class AuxTargetStore:
 
   Attributes:
     manifest: the parsed manifest.json.
-    dims: dict stream name -> target dimension, in manifest order.
+    dims: dict stream name -> target dimension of the streams it serves, in manifest order.
     standardizer: a TargetStandardizer, or None (targets as stored).
   """
 
-  def __init__(self, target_dir, standardizer=None):
+  def __init__(self, target_dir, standardizer=None, streams=None):
+    """Args:
+      target_dir: the extraction's output folder (manifest.json + ArrayRecord shards).
+      standardizer: standardises every target it returns (None: as stored).
+      streams: names of the streams to serve (None: every stream of the manifest); a batch
+        then carries only these.
+    """
     self.target_dir = target_dir
     self.manifest = read_manifest(target_dir)
     self.dims = {k: int(v['dim']) for k, v in self.manifest['streams'].items()}
+    if streams is not None:
+      unknown = sorted(set(streams) - set(self.dims))
+      if unknown:
+        raise ValueError(f'Streams {unknown} are not in the manifest of {target_dir} '
+                         f'(streams there: {sorted(self.dims)}).')
+      self.dims = {k: d for k, d in self.dims.items() if k in set(streams)}
     self.standardizer = standardizer
     if standardizer is not None:
       missing = [n for n in self.dims if n not in standardizer.mean]

@@ -79,8 +79,8 @@ def aux_fields(store, video_id):
     return {}
   # Standardised targets come with the coordinates the train split never varies (the same for
   # every row; the uncertainty loss scores those by their squared error, `losses`).
-  varies = ({'aux_varies': dict(store.standardizer.varies)} if store.standardizer is not None
-            else {})
+  varies = ({'aux_varies': {k: store.standardizer.varies[k] for k in store.dims}}
+            if store.standardizer is not None else {})
   if video_id is None:  # padding row: no targets
     return {'aux': {k: np.zeros((d,), np.float32) for k, d in store.dims.items()},
             'aux_mask': {k: np.float32(0.0) for k in store.dims}, 'aux_bad': np.int32(0),

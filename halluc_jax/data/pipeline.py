@@ -33,6 +33,7 @@ run compiles the train step for it); a test holds it to what `make_train_dataset
 import functools
 import logging
 import math
+import os
 
 import grain
 import jax
@@ -61,10 +62,41 @@ def per_process_batch_size(global_batch, process_count, key='config.data.batch_s
   return global_batch // process_count
 
 
-def load_split(config, split):
-  """VideoRecords of one split, checked against config.data.num_classes."""
+def _version(path):
+  """(mtime, size) of a file, None if absent: a cache key that changes when the file does."""
+  stat = os.stat(path) if os.path.isfile(path) else None
+  return None if stat is None else (stat.st_mtime_ns, stat.st_size)
+
+
+def read_split(config, split):
+  """`annotations.Annotations` of one split; the CSV is read once per (file version, split)."""
   data = config.data
-  result = annotations.read_annotations(data.annotations, data.root, split, data.multi_label)
+  return _read_split(data.annotations, _version(data.annotations), data.root, split,
+                     bool(data.multi_label))
+
+
+@functools.lru_cache(maxsize=32)
+def _read_split(csv_path, version, root, split, multi_label):
+  del version  # part of the cache key only
+  return annotations.read_annotations(csv_path, root, split, multi_label)
+
+
+def split_names(config):
+  """The split names of config.data.annotations (read once per file version)."""
+  return _split_names(config.data.annotations, _version(config.data.annotations))
+
+
+@functools.lru_cache(maxsize=8)
+def _split_names(csv_path, version):
+  del version
+  return annotations.split_names(csv_path)
+
+
+def load_split(config, split):
+  """VideoRecords of one split, checked against config.data.num_classes (the CSV is read once
+  per run, `read_split`; missing videos are reported each time)."""
+  data = config.data
+  result = read_split(config, split)
   num_classes = len(result.class_names)
   if num_classes > data.num_classes:
     raise ValueError(f'{data.annotations} has {num_classes} classes but config.data.'
@@ -73,13 +105,13 @@ def load_split(config, split):
     logging.warning('%s names %d classes; config.data.num_classes is %d.', data.annotations,
                     num_classes, data.num_classes)
   annotations.report_missing(result, data.annotations, data.root, split)
-  return result.records
+  return list(result.records)
 
 
-def _aux_store(config):
+def _aux_store(config, streams):
   # Standardised targets (config.data.standardize_targets) in train and eval batches alike:
   # batch['aux'] is always in the space the heads regress. Missing dir: clear error.
-  return aux_targets.store_for_config(config)
+  return aux_targets.store_for_config(config, None if streams is None else sorted(streams))
 
 
 _NO_SHARED_MEMORY = 2**62
@@ -132,7 +164,8 @@ def train_element_spec(config, target_dims, batch_sharding=None):
 
   Args:
     config: the run's ConfigDict.
-    target_dims: name -> dim of every stream in the batch's 'aux' (all of the manifest's).
+    target_dims: name -> dim of every stream in the batch's 'aux' (the `streams` given to
+      `make_train_dataset`).
     batch_sharding: sharding given to every leaf (None: none).
   """
   d = config.data
@@ -153,13 +186,15 @@ def train_element_spec(config, target_dims, batch_sharding=None):
   return batch
 
 
-def make_train_dataset(config, process_index=None, process_count=None):
+def make_train_dataset(config, process_index=None, process_count=None, streams=None):
   """Infinite, shuffled, augmented training batches for this process.
 
   Args:
     config: the experiment ConfigDict; reads config.data.
     process_index: this process (default jax.process_index()).
     process_count: number of processes (default jax.process_count()).
+    streams: names of the target streams the batches carry (None: every stream of the
+      manifest); the trainer passes the model's.
 
   Returns:
     A grain DatasetIterator of batch dicts (see module docstring), with get_state/set_state.
@@ -171,7 +206,7 @@ def make_train_dataset(config, process_index=None, process_count=None):
   if len(records) < data.batch_size:
     logging.warning('The train split holds %d videos, fewer than the batch of %d; batches '
                     'repeat videos.', len(records), data.batch_size)
-  loader = clips.TrainClipLoader(clips.ClipSpec.from_config(data), _aux_store(config))
+  loader = clips.TrainClipLoader(clips.ClipSpec.from_config(data), _aux_store(config, streams))
   ds = (grain.MapDataset.source(list(enumerate(records)))
         .shuffle(seed=int(data.shuffle_seed))
         .repeat()
@@ -193,7 +228,7 @@ def eval_view_indices(num_videos, spec, batch, process_index, process_count):
   return views + [(-1, 0, 0)] * (num_batches * batch - len(views))
 
 
-def make_eval_dataset(config, process_index=None, process_count=None, split=None):
+def make_eval_dataset(config, process_index=None, process_count=None, split=None, streams=None):
   """One pass over every view of this process's share of an eval split.
 
   Args:
@@ -201,6 +236,7 @@ def make_eval_dataset(config, process_index=None, process_count=None, split=None
     process_index: this process (default jax.process_index()).
     process_count: number of processes (default jax.process_count()).
     split: split name (default config.data.eval_split).
+    streams: as for `make_train_dataset`.
 
   Returns:
     A finite grain DatasetIterator of batch dicts with 'view_index' (see module docstring).
@@ -217,7 +253,7 @@ def make_eval_dataset(config, process_index=None, process_count=None, split=None
     raise ValueError(f'config.data.resize_short ({spec.resize_short}) must be >= '
                      f'config.data.crop_size ({spec.crop_size}) for eval crops.')
   views = eval_view_indices(len(records), spec, batch, process_index, process_count)
-  loader = clips.EvalViewLoader(spec, records, _aux_store(config))
+  loader = clips.EvalViewLoader(spec, records, _aux_store(config, streams))
   ds = grain.MapDataset.source(views).map(loader).batch(batch, drop_remainder=True)
   return _finish(ds, data)
 
