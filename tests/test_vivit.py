@@ -333,7 +333,8 @@ def test_conv_stem_vivit_learns_tiny_objects_dataset():
   chance, ln 12 = 2.48. It measures fitting the training clips, not generalisation."""
   # pylint: disable=g-import-not-at-top
   import optax
-  from halluc_jax.data import synthetic_objects, synthetic_render
+  from halluc_jax.data.synthetic import objects as synthetic_objects
+  from halluc_jax.data.synthetic import render as synthetic_render
   # pylint: enable=g-import-not-at-top
   names = synthetic_objects.CLASS_NAMES
   clips, labels = [], []

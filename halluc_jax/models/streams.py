@@ -10,6 +10,7 @@ the ungrouped streams and HAF. PredNet is BatchNorm -> Dense(C).
 """
 from typing import Any
 
+import einops
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
@@ -72,10 +73,13 @@ class StreamHead(nn.Module):
     elif self.input_norm != 'none':
       raise ValueError(f"config.model.streams.input_norm={self.input_norm!r}; expected 'none' or "
                        "'batch'.")
-    y = nn.Dense(self.dim, dtype=self.dtype, name='fc', kernel_init=partitioned(in_names, _KERNEL_INIT),
+    y = nn.Dense(self.dim, dtype=self.dtype, name='fc',
+                 kernel_init=partitioned(in_names, _KERNEL_INIT),
                  bias_init=partitioned(('stream',), nn.initializers.zeros))(x)
-    y = y.astype(jnp.float32).reshape(y.shape[:-1] + (self.num_sketches, -1))
-    return power_normalize(y, self.pn, **dict(self.pn_params)).reshape(x.shape[:-1] + (self.dim,))
+    # PN per sketch: K sketches of d coordinates each (docs/method.md §9.6).
+    y = einops.rearrange(y.astype(jnp.float32), '... (k d) -> ... k d', k=self.num_sketches)
+    return einops.rearrange(power_normalize(y, self.pn, **dict(self.pn_params)),
+                            '... k d -> ... (k d)')
 
 
 class Streams(nn.Module):

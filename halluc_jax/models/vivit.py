@@ -23,6 +23,7 @@ The backbone returns the pooled token vector X in R^D that the hallucination str
 """
 from typing import Any
 
+import einops
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -411,19 +412,22 @@ class ViViT(nn.Module):
     if self.kind not in BACKBONE_KINDS:
       raise ValueError(f'Unknown backbone kind {self.kind!r}; expected one of {BACKBONE_KINDS}.')
     x = self._embed(video.astype(self.dtype), train)
-    b, nt, nh, nw, d = x.shape
+    b = x.shape[0]
     if self.kind == 'spatio_temporal':
-      x = AddPositionEmbedding(self.posemb, name='posemb')(x.reshape(b, nt * nh * nw, d))
+      tokens = einops.rearrange(x, 'b t h w d -> b (t h w) d')
+      x = AddPositionEmbedding(self.posemb, name='posemb')(tokens)
       x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
       x = nn.with_logical_constraint(x, _ACT)
       x = self._encoder(s.depth, 'encoder')(x, train=train)
       return _layer_norm('fc_norm', self.dtype)(jnp.mean(x, axis=1))
     # Factorised encoder: space first (time slices folded into the batch), then time.
-    x = AddPositionEmbedding(self.posemb, name='posemb_spatial')(x.reshape(b * nt, nh * nw, d))
+    frames = einops.rearrange(x, 'b t h w d -> (b t) (h w) d')
+    x = AddPositionEmbedding(self.posemb, name='posemb_spatial')(frames)
     x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
     x = nn.with_logical_constraint(x, _ACT)
     x = self._encoder(s.depth, 'spatial_encoder')(x, train=train)
-    x = _layer_norm('spatial_norm', self.dtype)(jnp.mean(x, axis=1)).reshape(b, nt, d)
+    x = einops.rearrange(_layer_norm('spatial_norm', self.dtype)(jnp.mean(x, axis=1)),
+                         '(b t) d -> b t d', b=b)
     x = AddPositionEmbedding(self.posemb, name='posemb_temporal')(x)
     x = nn.with_logical_constraint(x, _ACT)
     x = self._encoder(self.temporal_depth, 'temporal_encoder')(x, train=train)
