@@ -61,7 +61,8 @@ def main(argv):
   if config.get('dry_run', False):
     from halluc_jax import dry_run  # pylint: disable=g-import-not-at-top  # before jax's backend
     try:
-      return dry_run.run(config, dry_run.devices_for(config), _PLATFORM.value)
+      dry_run.run(config, dry_run.devices_for(config), _PLATFORM.value)
+      return
     except (ValueError, FileNotFoundError) as e:
       print(f'FATAL: {e}', file=sys.stderr)
       sys.exit(1)

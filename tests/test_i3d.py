@@ -226,6 +226,7 @@ def tiny_config(**overrides):
   """configs/i3d.py:tiny (the TINY variant on 8x32x32 clips), two 8-dim streams, no data."""
   return configs_for_tests.load('i3d', 'tiny', {
       'data.aux_dir': '', 'data.num_classes': 5, 'model.streams.dims': {'odf': 8, 'sdf': 8},
+      'model.streams.use_groups': (),  # the row's three groups: these two streams only
       'model.fusion.out_dim': 24, 'model.cenet.hidden_dim': 8, 'optim.schedule': 'constant',
       'optim.warmup_steps': 0, **overrides})
 

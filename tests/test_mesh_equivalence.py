@@ -44,6 +44,7 @@ TINY = {
 I3D_TINY = {
     'data.num_frames': 8, 'data.crop_size': 32, 'data.batch_size': BATCH, 'data.num_classes': 5,
     'model.backbone.variant': 'w0.125/111',
+    'model.streams.use_groups': (),  # configs/i3d.py names three groups; the manifest has two
     'model.streams.sketch_dim': 16, 'model.fusion.out_dim': 24, 'model.cenet.hidden_dim': 8,
     'optim.warmup_steps': 0, 'optim.lr': 1e-4, 'optim.eps': 1e-3,
 }
