@@ -16,7 +16,7 @@ from halluc_jax import sharding
 from halluc_jax.descriptors.power_norm import power_normalize
 from halluc_jax.models import i3d
 from halluc_jax.models.hallucinator import build_model
-from halluc_jax.models.streams import StreamHead
+from halluc_jax.models.streams import HeadSpec, StreamHead
 from halluc_jax.models.variants import I3DSize, decode_i3d_variant
 
 import configs_for_tests
@@ -202,7 +202,7 @@ def test_stream_head_on_a_temporal_map():
   """[B, T'', C] -> conv spanning all T'' positions with C filters -> ReLU -> FC(d) -> PN."""
   b, t, c, dim = 3, 7, 16, 8
   x = jax.random.normal(jax.random.PRNGKey(0), (b, t, c))
-  head = StreamHead(dim, num_sketches=2, pn='asinhe', pn_params=(('gamma', 100.0),))
+  head = StreamHead(dim, HeadSpec(num_sketches=2, pn='asinhe', pn_params=(('gamma', 100.0),)))
   params = nn.meta.unbox(head.init(jax.random.PRNGKey(1), x))['params']
   assert set(params) == {'temporal_conv', 'fc'}
   assert params['temporal_conv']['kernel'].shape == (t, c, c)  # one window over all of T''

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from halluc_jax.descriptors.sketch import CountSketch
-from halluc_jax.models.streams import Fusion, PredNet, StreamHead, fusion_levels, stream_weights
+from halluc_jax.models.streams import (Fusion, HeadSpec, PredNet, StreamHead, fusion_levels,
+                                       stream_weights)
 
 
 def _init_apply(module, *args, **kwargs):
@@ -25,7 +26,7 @@ def test_stream_head_asinhe_default():
 
 def test_stream_head_normalises_each_sketch_separately():
   x = jax.random.normal(jax.random.PRNGKey(2), (2, 6))
-  head = StreamHead(dim=12, num_sketches=3, pn='sigme', pn_params=(('eta', 5.0),))
+  head = StreamHead(dim=12, spec=HeadSpec(num_sketches=3, pn='sigme', pn_params=(('eta', 5.0),)))
   variables, out = _init_apply(head, x)
   fc = variables['params']['fc']
   y = (np.asarray(x) @ np.asarray(fc['kernel']) + np.asarray(fc['bias'])).reshape(2, 3, 4)
@@ -33,7 +34,7 @@ def test_stream_head_normalises_each_sketch_separately():
   want = np.tanh(5.0 * y / (2 * (norm + 1e-6))).reshape(2, 12)
   np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match="'odf'.*multiple"):
-    StreamHead(dim=10, num_sketches=3, name='odf').init(jax.random.PRNGKey(0), x)
+    StreamHead(dim=10, spec=HeadSpec(num_sketches=3), name='odf').init(jax.random.PRNGKey(0), x)
 
 
 def test_stream_weights_eq22():
@@ -115,15 +116,15 @@ def test_stream_head_input_batchnorm_makes_it_scale_free():
   x = jnp.asarray(shared + 0.01 * rng.normal(size=(32, 16)), jnp.float32)
   outputs = {}
   for norm in ('none', 'batch'):
-    head = StreamHead(8, pn='none', input_norm=norm)
+    head = StreamHead(8, HeadSpec(pn='none', input_norm=norm))
     variables = head.init(jax.random.PRNGKey(0), x, train=False)
     out, _ = head.apply(variables, x, train=True, mutable=['batch_stats'])
     outputs[norm] = np.asarray(out)
   assert outputs['none'].std(0).mean() < 0.05
   assert outputs['batch'].std(0).mean() > 0.3
   # Its statistics live in batch_stats, threaded through both passes like PredNet's.
-  head = StreamHead(8, pn='none', input_norm='batch')
+  head = StreamHead(8, HeadSpec(pn='none', input_norm='batch'))
   variables = head.init(jax.random.PRNGKey(0), x, train=False)
   assert set(variables['batch_stats']['input_norm']) == {'mean', 'var'}
   with pytest.raises(ValueError, match='input_norm'):
-    StreamHead(8, input_norm='layer').init(jax.random.PRNGKey(0), x, train=False)
+    StreamHead(8, HeadSpec(input_norm='layer')).init(jax.random.PRNGKey(0), x, train=False)

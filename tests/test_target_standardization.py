@@ -19,7 +19,7 @@ from halluc_jax.data import aux_targets
 from halluc_jax.data import clips
 from halluc_jax.data import pipeline
 from halluc_jax.models import hallucinator
-from halluc_jax.models.streams import StreamHead
+from halluc_jax.models.streams import HeadSpec, StreamHead
 
 DIMS = {'odf': 6, 'sdf': 4}
 NUM_TRAIN, NUM_VAL = 9, 5
@@ -284,7 +284,8 @@ def test_linear_heads_when_standardising():
     params = jax.tree.map(lambda a: a, variables['params'])
     params['streams']['odf']['fc']['bias'] = jnp.full((8,), 50.0)
     outs[standardized] = model.apply({**variables, 'params': params}, video, train=False)
-    assert model.stream_pn == ('none' if standardized else '')
+    assert model.stream_head.pn == ('none' if standardized else cfg.streams.pn)
+    assert model.haf_head.pn == cfg.streams.pn  # HAF keeps the PN
     head = params['streams']['odf']['fc']
     linear = outs[standardized]['features'] @ head['kernel'] + head['bias']
   assert float(jnp.max(outs[False]['hallucinated']['odf'])) < 3.0
@@ -330,7 +331,8 @@ def test_tiny_head_reaches_a_constant_offset_target_only_when_standardised():
       params, opt = step(params, opt)
     return np.asarray(head.apply(params, x))
 
-  z_pred = fit(StreamHead(8, pn='none', pn_params=()), aux_targets.standardize(y, mean, std))
+  z_pred = fit(StreamHead(8, HeadSpec(pn='none', pn_params=())),
+               aux_targets.standardize(y, mean, std))
   y_pred = aux_targets.destandardize(z_pred, mean, std)
   assert abs(float(y_pred.mean()) - 5.0) < 0.05
   assert metrics.r2_score(np.broadcast_to(mean, y.shape), y) <= 1e-6  # mean: R^2 0 in sample

@@ -108,7 +108,7 @@ def load_split(config, split):
   return list(result.records)
 
 
-def _aux_store(config, streams):
+def _aux_store(config, streams=None):
   # Standardised targets (config.data.standardize_targets) in train and eval batches alike:
   # batch['aux'] is always in the space the heads regress. Missing dir: clear error.
   return aux_targets.store_for_config(config, None if streams is None else sorted(streams))

@@ -8,14 +8,15 @@ path takes RGB only and skips CENet. Parameters sit in five top-level groups, na
 
   backbone  streams  haf  cenet  prednet
 """
-from typing import Any
+import dataclasses
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from halluc_jax.models.cenet import CENet
-from halluc_jax.models.streams import Fusion, PredNet, StreamHead, Streams, fusion_levels
+from halluc_jax.models.streams import (Fusion, HeadSpec, PredNet, StreamHead, Streams,
+                                       fusion_levels)
 from halluc_jax.models.i3d import I3D
 from halluc_jax.models.variants import decode_i3d_variant, decode_variant
 from halluc_jax.models.vivit import ViViT
@@ -34,40 +35,29 @@ class HallucinationNet(nn.Module):
     cenet: a CENet module.
     stream_dims: tuple of (name, dim), sorted; () is the RGB-only baseline (HAF + PredNet).
     num_classes: C.
-    num_sketches: K sketches per stream.
-    pn, pn_params: power normalisation at the end of every head (AsinhE, gamma'=100 default).
+    stream_head: the `HeadSpec` of the hallucination heads (its PN 'none', linear, when they
+      regress standardised targets: docs/method.md, "Target standardisation").
+    haf_head: the `HeadSpec` of HAF (the streams' PN, no input norm).
     haf_dim: size of the HAF stream.
-    dtype: compute dtype of the heads' Dense layers.
-    stream_pn: the hallucination heads' output instead of `pn` ('' = `pn`); 'none' (linear)
-      when they regress standardised targets (docs/method.md, "Target standardisation").
     frozen_backbone: the backbone is not trained (`optim.backbone_lr_mult` = 0), so it runs in
       inference mode in training too: BatchNorm uses and keeps its running averages, no dropout.
-    stream_input_norm: 'none' or 'batch' (BatchNorm before the hallucination heads' Dense).
   """
   backbone: nn.Module
   fusion: nn.Module
   cenet: nn.Module
   stream_dims: tuple
   num_classes: int
-  num_sketches: int = 1
-  pn: str = 'asinhe'
-  pn_params: tuple = (('gamma', 100.0),)
+  stream_head: HeadSpec = HeadSpec()
+  haf_head: HeadSpec = HeadSpec()
   haf_dim: int = 64
-  dtype: Any = jnp.float32
-  stream_pn: str = ''
   frozen_backbone: bool = False
-  stream_input_norm: str = 'none'
 
   @nn.compact
   def __call__(self, video, *, train):
     features = self.backbone(video, train=train and not self.frozen_backbone)
-    stream_pn = self.stream_pn or self.pn
-    stream_pn_params = self.pn_params if stream_pn == self.pn else ()
-    hallucinated = Streams(self.stream_dims, self.num_sketches, stream_pn, stream_pn_params,
-                           self.dtype, self.stream_input_norm, name='streams')(
-                               features, train=train) if self.stream_dims else {}
-    haf = StreamHead(self.haf_dim, self.num_sketches, self.pn, self.pn_params, self.dtype,
-                     name='haf')(features)
+    hallucinated = Streams(self.stream_dims, self.stream_head, name='streams')(
+        features, train=train) if self.stream_dims else {}
+    haf = StreamHead(self.haf_dim, self.haf_head, name='haf')(features)
     logits = PredNet(self.num_classes, name='prednet')(self.fusion(hallucinated, haf), train=train)
     out = {'logits': logits.astype(jnp.float32), 'features': features, 'hallucinated': hallucinated}
     # CENet parameters are created at init even when init runs the test path.
@@ -153,10 +143,12 @@ def build_model(model_cfg, stream_dims, num_classes, stream_groups=None,
   cenet = CENet(m.cenet.structure, m.cenet.hidden_dim, m.cenet.stop_gradient,
                 m.cenet.log_diag_clamp)
   pn_params = tuple(sorted((str(n), float(v)) for n, v in dict(m.streams.pn_params).items()))
-  return HallucinationNet(backbone, fusion, cenet, dims, int(num_classes), k, m.streams.pn,
-                          pn_params, haf_dim, dtype, 'none' if standardized_targets else '',
-                          frozen_backbone=bool(frozen_backbone),
-                          stream_input_norm=str(m.streams.get('input_norm', 'none')))
+  haf_head = HeadSpec(int(k), str(m.streams.pn), pn_params, dtype)
+  stream_head = dataclasses.replace(
+      haf_head, input_norm=str(m.streams.get('input_norm', 'none')),
+      **({'pn': 'none', 'pn_params': ()} if standardized_targets else {}))
+  return HallucinationNet(backbone, fusion, cenet, dims, int(num_classes), stream_head, haf_head,
+                          haf_dim, frozen_backbone=bool(frozen_backbone))
 
 
 def param_labels(params):

@@ -8,6 +8,7 @@ sketch P_tot of the concatenation (Eq. 20, default) or the weighted mean with gr
 (Eq. 21-22): members of a group (e.g. four detectors -> 'odf') are averaged first, then the groups,
 the ungrouped streams and HAF. PredNet is BatchNorm -> Dense(C).
 """
+import dataclasses
 from typing import Any
 
 import einops
@@ -24,6 +25,26 @@ _KERNEL_INIT = nn.initializers.lecun_normal()  # default kernel initialiser of t
 FUSION_MODES = ('concat_sketch', 'weighted_mean')
 
 
+@dataclasses.dataclass(frozen=True)
+class HeadSpec:
+  """What the heads of one kind share (the stream heads, or HAF).
+
+  Attributes:
+    num_sketches: K; must divide the head's dim.
+    pn: power-normalisation name (power_norm.PN_NAMES) at the end of the head.
+    pn_params: tuple of (name, value) parameters of the PN (e.g. (('gamma', 100.0),)).
+    dtype: compute dtype of the conv and Dense; PN runs in float32.
+    input_norm: 'none' (the paper's head) or 'batch': BatchNorm on the Dense's input, so the
+      head sees each feature's variation across videos at unit scale (docs/method.md, 'Stream
+      heads').
+  """
+  num_sketches: int = 1
+  pn: str = 'asinhe'
+  pn_params: tuple = (('gamma', 100.0),)
+  dtype: Any = jnp.float32
+  input_norm: str = 'none'
+
+
 class StreamHead(nn.Module):
   """X -> [temporal conv -> ReLU ->] Dense(K*d) -> PN of each of the K sketches; float32 [B, K*d].
 
@@ -35,50 +56,41 @@ class StreamHead(nn.Module):
 
   Attributes:
     dim: output size K*d.
-    num_sketches: K; must divide dim.
-    pn: power-normalisation name (power_norm.PN_NAMES).
-    pn_params: tuple of (name, value) parameters of the PN (e.g. (('gamma', 100.0),)).
-    dtype: compute dtype of the conv and Dense; PN runs in float32.
-    input_norm: 'none' (the paper's head) or 'batch': BatchNorm on the Dense's input, so the
-      head sees each feature's variation across videos at unit scale (docs/method.md, 'Stream
-      heads').
+    spec: the `HeadSpec` (K, PN, dtype, input norm).
   """
   dim: int
-  num_sketches: int = 1
-  pn: str = 'asinhe'
-  pn_params: tuple = (('gamma', 100.0),)
-  dtype: Any = jnp.float32
-  input_norm: str = 'none'
+  spec: HeadSpec = HeadSpec()
 
   @nn.compact
   def __call__(self, x, *, train=False):
-    if self.dim % self.num_sketches:
+    spec = self.spec
+    if self.dim % spec.num_sketches:
       raise ValueError(f'Stream {self.name!r}: dim {self.dim} is not a multiple of the '
-                       f'{self.num_sketches} sketches per stream.')
+                       f'{spec.num_sketches} sketches per stream.')
     if x.ndim not in (2, 3):
       raise ValueError(f'Stream {self.name!r}: expects X [B, D] or [B, T, C], got {x.shape}.')
     in_names = ('embed', 'stream')
     if x.ndim == 3:
       _, steps, channels = x.shape
-      x = nn.Conv(channels, (steps,), padding='VALID', dtype=self.dtype, name='temporal_conv',
+      x = nn.Conv(channels, (steps,), padding='VALID', dtype=spec.dtype, name='temporal_conv',
                   kernel_init=partitioned((None, 'embed', 'stream_hidden'), _KERNEL_INIT),
                   bias_init=partitioned(('stream_hidden',), nn.initializers.zeros))(x)
       x = nn.relu(x[:, 0])
       in_names = ('stream_hidden', 'stream')
-    if self.input_norm == 'batch':
+    if spec.input_norm == 'batch':
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name='input_norm',
                        scale_init=partitioned(in_names[:1], nn.initializers.ones),
                        bias_init=partitioned(in_names[:1], nn.initializers.zeros))(
                            x.astype(jnp.float32)).astype(x.dtype)
-    elif self.input_norm != 'none':
-      raise ValueError(f"config.model.streams.input_norm={self.input_norm!r}; expected 'none' or "
+    elif spec.input_norm != 'none':
+      raise ValueError(f"config.model.streams.input_norm={spec.input_norm!r}; expected 'none' or "
                        "'batch'.")
-    y = nn.Dense(self.dim, dtype=self.dtype, name='fc',
+    y = nn.Dense(self.dim, dtype=spec.dtype, name='fc',
                  kernel_init=partitioned(in_names, _KERNEL_INIT),
                  bias_init=partitioned(('stream',), nn.initializers.zeros))(x)
     # PN per sketch: K sketches of d coordinates each (docs/method.md §9.6).
-    y = einops.rearrange(y.astype(jnp.float32), '... (k d) -> ... k d', k=self.num_sketches)
-    return einops.rearrange(power_normalize(y, self.pn, **dict(self.pn_params)),
+    y = einops.rearrange(y.astype(jnp.float32), '... (k d) -> ... k d', k=spec.num_sketches)
+    return einops.rearrange(power_normalize(y, spec.pn, **dict(spec.pn_params)),
                             '... k d -> ... (k d)')
 
 
@@ -87,20 +99,14 @@ class Streams(nn.Module):
 
   Attributes:
     stream_dims: tuple of (name, dim) pairs, sorted by name.
-    num_sketches: K per stream.
-    pn, pn_params, dtype: as in StreamHead.
+    spec: the `HeadSpec` every head shares.
   """
   stream_dims: tuple
-  num_sketches: int = 1
-  pn: str = 'asinhe'
-  pn_params: tuple = (('gamma', 100.0),)
-  dtype: Any = jnp.float32
-  input_norm: str = 'none'
+  spec: HeadSpec = HeadSpec()
 
   @nn.compact
   def __call__(self, x, *, train=False):
-    return {name: StreamHead(dim, self.num_sketches, self.pn, self.pn_params, self.dtype,
-                             self.input_norm, name=name)(x, train=train)
+    return {name: StreamHead(dim, self.spec, name=name)(x, train=train)
             for name, dim in self.stream_dims}
 
 
