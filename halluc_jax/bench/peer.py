@@ -7,11 +7,11 @@ Cases (the model dimensions both sides build; `CASES` below):
   default  the main job's CPU model as RGB only (configs/rgb_only.py: ViViT-Ti/16x2, 3 blocks,
            conv stem, 16x64x64, batch of the config); peer: VideoMAE with the same conv stem.
   i3d      configs/i3d_rgb_only.py (I3D 'mini', 16x64x64); peer: the torch I3D of the same
-           layout (bench/torch_peers.py).
+           layout (perf/torch_peers.py).
 
 Ours is `setup.Setup(config).compile_train_step` (the trainer's program) on synthetic batches
 already on the device; the peer is forward + cross-entropy + backward + clipping + AdamW
-(bench/torch_peers.py). Each round times `--steps` steps of ours, then of the peer, after
+(perf/torch_peers.py). Each round times `--steps` steps of ours, then of the peer, after
 `--warmup` untimed ones each; the rounds alternate so drifting machine load hits both. The
 ratio is ours / peer of the medians over all timed steps (< 1: ours is faster).
 
@@ -35,13 +35,13 @@ import numpy as np
 
 from halluc_jax import setup as setup_lib
 from halluc_jax import sharding
-from halluc_jax.bench import torch_peers
-from halluc_jax.bench import train as bench_train
 from halluc_jax.data import pipeline
 from halluc_jax.models import hallucinator
 from halluc_jax.models import i3d as i3d_lib
 from halluc_jax.models import variants
 from halluc_jax.models import vivit
+from halluc_jax.perf import step_inputs
+from halluc_jax.perf import torch_peers
 
 _CONFIGS = os.path.join(os.path.dirname(__file__), '..', '..', 'configs')
 
@@ -83,7 +83,7 @@ def case_config(case):
 
 
 def peer_model(config):
-  """The torch peer of `config`'s backbone + classifier (bench/torch_peers.py)."""
+  """The torch peer of `config`'s backbone + classifier (perf/torch_peers.py)."""
   b, d = config.model.backbone, config.data
   if b.get('name', 'vivit') == 'i3d':
     size = variants.decode_i3d_variant(b.variant, **dict(b.overrides))
@@ -99,7 +99,7 @@ def peer_model(config):
 
 def _decode_forever(config_case, data_dir, workers, stop):
   """Background load: the real training pipeline decoding `data_dir` until `stop` is set."""
-  config = bench_train.point_at_data(case_config(config_case), data_dir)
+  config = step_inputs.point_at_data(case_config(config_case), data_dir)
   config.data.aux_dir = ''
   config.data.num_workers = workers
   while not stop.is_set():
@@ -135,7 +135,7 @@ def main(argv):
   abstract = setup.abstract_batch()
   state = setup.init_state()
   step, flops = setup.compile_train_step(setup.abstract_state, abstract)
-  batch = pipeline.device_put_batch(bench_train.synthetic_batch(abstract, d.num_classes),
+  batch = pipeline.device_put_batch(step_inputs.synthetic_batch(abstract, d.num_classes),
                                     setup.batch_sharding)
   ours_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
   holder = {'state': state}

@@ -28,43 +28,15 @@ from absl import app
 from absl import flags
 import jax
 from ml_collections import config_flags
-import numpy as np
 
 from halluc_jax.perf import mfu as mfu_lib
+from halluc_jax.perf import step_inputs
 from halluc_jax import sharding
 from halluc_jax import setup as setup_lib
 from halluc_jax.data import pipeline
 from halluc_jax.models import hallucinator
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'default.py')
-
-
-def point_at_data(config, data_dir):
-  """`config` reading the dataset (and its targets, when extracted) under `data_dir`."""
-  config.data.root = data_dir
-  config.data.annotations = os.path.join(data_dir, 'annotations.csv')
-  targets = os.path.join(data_dir, 'targets')
-  config.data.aux_dir = targets if os.path.isfile(os.path.join(targets, 'manifest.json')) else ''
-  return config
-
-
-def synthetic_batch(abstract, num_classes, seed=0):
-  """Numpy arrays shaped like the abstract batch: random clips, labels and targets."""
-  rng = np.random.default_rng(seed)
-
-  def fill(path, spec):
-    name = jax.tree_util.keystr(path)
-    if "'label'" in name:
-      if len(spec.shape) == 2:  # multi-hot
-        return (rng.random(spec.shape) < 0.1).astype(spec.dtype)
-      return rng.integers(0, num_classes, spec.shape).astype(spec.dtype)
-    if "'valid'" in name or "'aux_mask'" in name or "'aux_varies'" in name:
-      return np.ones(spec.shape, spec.dtype)
-    if np.issubdtype(spec.dtype, np.integer):
-      return np.zeros(spec.shape, spec.dtype)
-    return rng.standard_normal(spec.shape).astype(spec.dtype)
-
-  return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
 def time_steps(step, state, next_batch, steps, warmup):
@@ -112,7 +84,7 @@ def main(argv):
   f = flags.FLAGS
   config = f.config
   if f.data_dir:
-    config = point_at_data(config, f.data_dir)
+    config = step_inputs.point_at_data(config, f.data_dir)
   devices = jax.devices()
   mesh = sharding.make_mesh(config.mesh, devices)
   setup = setup_lib.Setup(config, mesh, abstract=not f.real)  # the real run reads the data
@@ -136,7 +108,7 @@ def main(argv):
   print(f'{f.steps} timed steps after {f.warmup} warm-up steps, median (mean) wall time')
   print('| input | step ms | mean ms | batch wait ms | clips/s | TFLOP/s | MFU |')
   print('|---|---|---|---|---|---|---|')
-  on_device = pipeline.device_put_batch(synthetic_batch(abstract, d.num_classes),
+  on_device = pipeline.device_put_batch(step_inputs.synthetic_batch(abstract, d.num_classes),
                                         setup.batch_sharding)
   state, step_s, wait_s = time_steps(step, state, lambda: on_device, f.steps, f.warmup)
   line, synthetic_med = row('synthetic, in memory', step_s, wait_s, batch, flops,

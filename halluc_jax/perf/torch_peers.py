@@ -1,4 +1,5 @@
-"""PyTorch peers of our backbones, for `halluc_jax.bench.peer` (never imported by the trainer).
+"""PyTorch peers of our backbones, for `halluc_jax.bench.peer` (never imported by the trainer;
+torch is an optional extra).
 
 Each peer does the work our RGB-only train step does for the same dimensions: forward, softmax
 cross-entropy, backward, global-norm clipping and an AdamW update, float32, on the CPU.
