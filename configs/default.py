@@ -200,6 +200,9 @@ def get_config(arg=None):
   # Micro-batches per update: N splits data.batch_size into N micro-batches whose loss sums and
   # gradients are summed before one optimiser update (same update, ~1/N activation memory).
   c.train.grad_accum_steps = 1
+  # JAX's persistent compilation cache: a rerun, a resumed run or another seed of the same config
+  # loads its compiled programs instead of compiling them again ('' = off; README 'Performance').
+  c.train.compilation_cache_dir = '~/.cache/halluc_jax/jax_cache'
 
   # ---- Optimiser (halluc_jax/optim.py); paper: Adam 1e-4 halved every 10 epochs. ----
   # The small from-scratch CPU model gets 16 epochs, so it uses 10x the paper's rate with a

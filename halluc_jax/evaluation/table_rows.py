@@ -27,6 +27,7 @@ LATER_KEYS = (
     (('loss', 'constant_coords'), 'model',
      lambda config: _get(config, ('loss', 'hallucination'), 'mse') != 'uncertainty'),
     (('model', 'streams', 'use_groups'), [], lambda config: False),  # [] = no filter
+    (('train', 'compilation_cache_dir'), '', lambda config: True),  # speed only: never a row key
 )
 
 
