@@ -130,6 +130,7 @@ def get_config(arg=None):
   c.model.backbone.kind = 'spatio_temporal'  # or 'factorised' (ViViT model 2)
   c.model.backbone.temporal_depth = 2  # temporal blocks of the factorised encoder
   c.model.backbone.posemb = 'learned'  # or 'sincos' (VideoMAE's fixed table)
+  c.model.backbone.gelu = 'tanh'  # MLP GELU; 'erf' (exact) for VideoMAE / ViT weights
   c.model.backbone.dropout = 0.0
   c.model.backbone.stochastic_depth = 0.1
   # ViViT tubelet stem (models/vivit.py): 'conv' (stride-2 3x3 convs -> BatchNorm -> GELU, then a
@@ -225,6 +226,12 @@ def get_config(arg=None):
   c.optim.backbone_lr_mult = 1.0  # 0 = frozen backbone; ~0.1 for a pretrained one (docs/method.md §9.4)
 
   # ---- Mesh and sharding (halluc_jax/sharding.py). ----
+  # ---- Pretrained weights (halluc_jax/init_from.py): a fresh run's backbone from a checkpoint. ----
+  c.init_from = ml_collections.ConfigDict()
+  c.init_from.path = ''  # '' = from scratch; e.g. a VideoMAE .safetensors / .bin / .pth
+  c.init_from.format = 'videomae'  # needs stem='patch', posemb='sincos', gelu='erf'
+  c.init_from.groups = 'backbone'
+
   c.mesh = ml_collections.ConfigDict()
   # Data parallel over 'data'; 'fsdp' also splits the batch and shards parameters + optimiser
   # moments; 'tensor' splits attention heads and the MLP hidden layer. -1 = all remaining devices.

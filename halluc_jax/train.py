@@ -14,6 +14,7 @@ import numpy as np
 from clu import periodic_actions
 
 from halluc_jax import checkpointing
+from halluc_jax import init_from
 from halluc_jax.evaluation import evaluate as evaluate_lib
 from halluc_jax import metrics_log
 from halluc_jax.perf import mfu as mfu_lib
@@ -132,7 +133,7 @@ def train_and_evaluate(config, workdir):
     state = ckpt.restore(setup.abstract_state, train_iter)
     logging.info('Resumed from checkpoint step %d in %s', int(state.step), ckpt.directory)
   else:
-    state = setup.init_state()
+    state = init_from.apply(config, setup.init_state())
   step = int(jax.device_get(state.step))
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info('Model: %s parameters; mesh %s; %d steps (%d per epoch), update scheme %r.',

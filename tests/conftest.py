@@ -4,6 +4,14 @@ import os
 # Tests run on CPU (set before anything imports jax); export JAX_PLATFORMS to override.
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 
+# The optional '.[bench]' extra (torch, transformers: parity tests, peer benchmark) must load
+# before TensorFlow: importing triton (through transformers' VideoMAE) after TensorFlow segfaults.
+try:
+  import torch  # pylint: disable=g-import-not-at-top,unused-import
+  from transformers.models.videomae import modeling_videomae  # pylint: disable=g-import-not-at-top,unused-import
+except ImportError:
+  pass
+
 import pathlib  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 import pytest  # pylint: disable=g-import-not-at-top

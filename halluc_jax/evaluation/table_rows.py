@@ -28,6 +28,9 @@ LATER_KEYS = (
      lambda config: _get(config, ('loss', 'hallucination'), 'mse') != 'uncertainty'),
     (('model', 'streams', 'use_groups'), [], lambda config: False),  # [] = no filter
     (('train', 'compilation_cache_dir'), '', lambda config: True),  # speed only: never a row key
+    (('model', 'backbone', 'gelu'), 'tanh', lambda config: False),
+    (('init_from',), {'path': '', 'format': 'videomae', 'groups': 'backbone'},
+     lambda config: not _get(config, ('init_from', 'path'), '')),
 )
 
 

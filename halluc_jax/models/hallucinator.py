@@ -94,7 +94,7 @@ def build_backbone(backbone_cfg, dtype=jnp.float32):
   return ViViT(decode_variant(b.variant, **overrides), kind=b.kind,
                temporal_depth=b.temporal_depth, posemb=b.posemb, dropout_rate=b.dropout,
                stochastic_depth=b.stochastic_depth, dtype=dtype, remat=remat,
-               **ViViT.stem_kwargs(b))
+               gelu=b.get('gelu', 'tanh'), **ViViT.stem_kwargs(b))
 
 
 def backbone_label(backbone_cfg):

@@ -39,6 +39,9 @@ BACKBONE_KINDS = ('spatio_temporal', 'factorised')
 POSEMB_KINDS = ('learned', 'sincos')
 STEMS = ('patch', 'conv')
 STEM_NORMS = ('batch', 'layer', 'none')  # norm after each conv of the 'conv' stem
+# The MLP's GELU: 'tanh' (flax's default approximation) or 'erf' (the exact one, as VideoMAE,
+# timm's and big_vision's ViTs use: converted weights need it; docs/method.md 'Pretrained weights').
+GELUS = ('tanh', 'erf')
 # What the backward pass keeps of each block's forward pass; the rest is recomputed.
 REMAT_POLICIES = {
     'none': None,  # no rematerialisation: every activation is kept
@@ -54,6 +57,12 @@ _HIDDEN = ('batch', 'length', 'mlp')  # MLP hidden activations
 # activations [B, T, H, W, C] split over the batch only.
 _CONV_KERNEL = ('conv_t', 'conv_h', 'conv_w', 'conv_in', 'conv_out')
 _CONV_ACT = ('batch', None, None, None, None)
+
+
+def _gelu(x, kind):
+  if kind not in GELUS:
+    raise ValueError(f'Unknown gelu {kind!r}; expected one of {GELUS}.')
+  return nn.gelu(x, approximate=kind == 'tanh')
 
 
 def _layer_norm(name, dtype):
@@ -88,17 +97,18 @@ class AddPositionEmbedding(nn.Module):
 
 
 class MlpBlock(nn.Module):
-  """Dense -> GELU -> dropout -> Dense -> dropout."""
+  """Dense -> GELU -> dropout -> Dense -> dropout; `gelu` one of GELUS."""
   mlp_dim: int
   dropout_rate: float = 0.0
   dtype: Any = jnp.float32
+  gelu: str = 'tanh'
 
   @nn.compact
   def __call__(self, x, *, train):
     width = x.shape[-1]
     y = nn.Dense(self.mlp_dim, dtype=self.dtype, kernel_init=partitioned(('embed', 'mlp'), _KERNEL_INIT),
                  bias_init=partitioned(('mlp',), nn.initializers.zeros), name='fc1')(x)
-    y = nn.gelu(nn.with_logical_constraint(y, _HIDDEN))
+    y = _gelu(nn.with_logical_constraint(y, _HIDDEN), self.gelu)
     y = nn.Dropout(self.dropout_rate)(y, deterministic=not train)
     y = nn.Dense(width, dtype=self.dtype, kernel_init=partitioned(('mlp', 'embed'), _KERNEL_INIT),
                  bias_init=partitioned(('embed',), nn.initializers.zeros), name='fc2')(y)
@@ -168,6 +178,7 @@ class EncoderBlock(nn.Module):
   dropout_rate: float = 0.0
   drop_path_rate: float = 0.0
   dtype: Any = jnp.float32
+  gelu: str = 'tanh'
 
   @nn.compact
   def __call__(self, x, train):  # `train` positional: nn.remat marks it static by position
@@ -177,7 +188,7 @@ class EncoderBlock(nn.Module):
         _layer_norm('norm1', self.dtype)(x))
     y = nn.Dropout(self.dropout_rate)(y, deterministic=not train)
     x = x + drop_path(y, deterministic=not train)
-    y = MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype, name='mlp')(
+    y = MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype, self.gelu, name='mlp')(
         _layer_norm('norm2', self.dtype)(x), train=train)
     x = x + drop_path(y, deterministic=not train)
     return nn.with_logical_constraint(x, _ACT)
@@ -205,13 +216,14 @@ class Encoder(nn.Module):
   stochastic_depth: float = 0.0
   dtype: Any = jnp.float32
   remat: str = 'none'
+  gelu: str = 'tanh'
 
   @nn.compact
   def __call__(self, x, *, train):
     block = block_class(self.remat)
     for i in range(self.depth):
       rate = self.stochastic_depth * i / max(self.depth - 1, 1)
-      x = block(self.num_heads, self.mlp_dim, self.dropout_rate, rate, self.dtype,
+      x = block(self.num_heads, self.mlp_dim, self.dropout_rate, rate, self.dtype, self.gelu,
                 name=f'block_{i:02d}')(x, train)
     return x
 
@@ -356,6 +368,7 @@ class ViViT(nn.Module):
     stem_norm: the conv stem's norm, one of STEM_NORMS.
     stem_time_taps: frames each conv after the conv stem's first sees (1 or 3).
     bn_momentum: running-average decay of the conv stem's BatchNorm (stem_norm='batch').
+    gelu: the MLPs' GELU, one of GELUS ('erf' for VideoMAE / ViT weights).
   """
   size: ViTSize
   kind: str = 'spatio_temporal'
@@ -370,6 +383,7 @@ class ViViT(nn.Module):
   stem_norm: str = 'batch'
   stem_time_taps: int = 1
   bn_momentum: float = 0.99
+  gelu: str = 'tanh'
 
   @staticmethod
   def stem_kwargs(backbone_cfg):
@@ -398,7 +412,7 @@ class ViViT(nn.Module):
 
   def _encoder(self, depth, name):
     return Encoder(depth, self.size.num_heads, self.size.mlp_dim, self.dropout_rate,
-                   self.stochastic_depth, self.dtype, self.remat, name=name)
+                   self.stochastic_depth, self.dtype, self.remat, self.gelu, name=name)
 
   @nn.compact
   def __call__(self, video, *, train):
