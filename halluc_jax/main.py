@@ -9,7 +9,6 @@ cluster environment) tells them how to meet, see halluc_jax/distributed.py. With
 `--config.dry_run=True` nothing is trained and no data is read: the train step is compiled
 ahead of time (halluc_jax/dry_run.py) and its parameters, FLOPs and memory are printed.
 """
-import os
 import re
 import sys
 
@@ -55,26 +54,6 @@ def parse_flags(argv):
   sys.exit(2)
 
 
-def _enable_compilation_cache(jax, cache_dir):
-  """Points JAX's persistent compilation cache at `cache_dir` ('' leaves it off).
-
-  Programs that took at least a second to compile are stored, keyed by the program and the
-  devices, so a rerun of the same config skips XLA's compilation (the first step of the default
-  run compiles both passes). A cache that cannot be written is logged and left off.
-  """
-  if not cache_dir:
-    return
-  path = os.path.abspath(os.path.expanduser(cache_dir))
-  try:
-    os.makedirs(path, exist_ok=True)
-  except OSError as e:
-    logging.warning('Compilation cache %s unusable (%s); compiling without it.', path, e)
-    return
-  jax.config.update('jax_compilation_cache_dir', path)
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
-  logging.info('Compilation cache: %s', path)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -96,7 +75,8 @@ def main(argv):
   except ValueError as e:
     print(f'FATAL: {e}', file=sys.stderr)
     sys.exit(2)
-  _enable_compilation_cache(jax, config.train.get('compilation_cache_dir', ''))
+  from halluc_jax import compilation_cache  # pylint: disable=g-import-not-at-top
+  compilation_cache.enable(config.train.get('compilation_cache_dir', ''))
   if jax.process_index() > 0:  # one log for the run: the others report warnings and errors
     logging.set_verbosity(logging.WARNING)
   try:  # TensorFlow (used by clu's summary writer) must not grab accelerator memory.

@@ -106,16 +106,16 @@ def test_resume_reads_per_process_and_older_single_item_data_state(tmp_path):
 
 
 def test_compilation_cache_is_pointed_at_the_config_dir_and_off_when_empty(tmp_path):
-  from halluc_jax import main as main_lib  # pylint: disable=g-import-not-at-top
+  from halluc_jax import compilation_cache  # pylint: disable=g-import-not-at-top
   before = jax.config.jax_compilation_cache_dir
   try:
-    main_lib._enable_compilation_cache(jax, '')  # pylint: disable=protected-access
+    compilation_cache.enable('')
     assert jax.config.jax_compilation_cache_dir == before
     blocked = tmp_path / 'file'
     blocked.write_text('not a folder')
-    main_lib._enable_compilation_cache(jax, str(blocked / 'cache'))  # pylint: disable=protected-access
+    compilation_cache.enable(str(blocked / 'cache'))
     assert jax.config.jax_compilation_cache_dir == before  # unusable: logged, left off
-    main_lib._enable_compilation_cache(jax, str(tmp_path / 'cache'))  # pylint: disable=protected-access
+    compilation_cache.enable(str(tmp_path / 'cache'))
     assert jax.config.jax_compilation_cache_dir == str(tmp_path / 'cache')
     assert (tmp_path / 'cache').is_dir()
   finally:
