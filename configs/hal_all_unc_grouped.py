@@ -31,6 +31,20 @@ val / test top-1: video top-1 (%, multi-view averaged) on the validation split a
 
 <!-- /table:objects -->
 
+On the hard `motion` preset (ViViT + conv stem, seeds 0-2; README 'Other backbone and hard
+preset'), rendered from results/ablation/motion/ with `--baseline rgb_only --marker motion`:
+
+<!-- table:motion -->
+
+| setting | streams | hal. loss | CENet | val top-1 | test top-1 | seeds | test top-5 | test mean class acc. | hal. R² (test) | > train mean | train min | Δ test top-1 vs baseline | pairs | p (paired t) |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| hal_all_unc_grouped | OFF + ODF + SDF | Uncert. | grouped | 6.2 ± 1.5 | 8.9 ± 0.7 | 2 | 37.0 | 8.9 | -0.023 | 1/10 | 12.6 | +0.0 ± 1.5 | 2 | 1.000 |
+| rgb_only | RGB only (baseline) | - | - | 6.9 ± 3.0 | 8.0 ± 1.6 | 3 | 33.7 | 8.0 | - | - | 7.3 | ref. | - | - |
+
+val / test top-1: video top-1 (%, multi-view averaged) on the validation split and on the held-out test split, mean ± sample std over seeds ("-" std with one seed). Runs select on val only: no row, setting or checkpoint was chosen by its test result. seeds: runs in the row. test top-5, mean class acc.: means over seeds, test split. hal. R²: pooled R² of hallucinated vs ground-truth descriptors on test, mean over streams and seeds; > train mean: (seed, stream) pairs whose R² and cosine both beat the constant train-mean predictor, of those where it is known. train min: wall minutes per run, mean. Δ test top-1 vs baseline (ref.): mean ± sample std over paired seeds of (row − baseline) test top-1 in points, runs paired by config.seed (same seed, same data order); pairs: seeds with a test result in both rows; p: paired t-test (scipy.stats.ttest_rel), two-sided, uncorrected for the number of rows, "-" with fewer than 2 pairs. "-" elsewhere: no such result (e.g. runs from before the test split).
+
+<!-- /table:motion -->
+
 Earlier: Result (2026-11-26, the motion preset, patch-stem ViViT, seeds 0-2, H200 box):
 val top-1 7.6 +- 4.8% (chance 8.3%), hallucination R^2 -4.16.
 """
