@@ -38,7 +38,7 @@ preset'), rendered from results/ablation/motion/ with `--baseline rgb_only --mar
 
 | setting | streams | hal. loss | CENet | val top-1 | test top-1 | seeds | test top-5 | test mean class acc. | hal. R² (test) | > train mean | train min | Δ test top-1 vs baseline | pairs | p (paired t) |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
-| hal_all_unc_grouped | OFF + ODF + SDF | Uncert. | grouped | 6.2 ± 1.5 | 8.9 ± 0.7 | 2 | 37.0 | 8.9 | -0.023 | 1/10 | 12.6 | +0.0 ± 1.5 | 2 | 1.000 |
+| hal_all_unc_grouped | OFF + ODF + SDF | Uncert. | grouped | 7.3 ± 2.1 | 8.7 ± 0.6 | 3 | 36.5 | 8.7 | -0.024 | 1/15 | 12.8 | +0.7 ± 1.6 | 3 | 0.529 |
 | rgb_only | RGB only (baseline) | - | - | 6.9 ± 3.0 | 8.0 ± 1.6 | 3 | 33.7 | 8.0 | - | - | 7.3 | ref. | - | - |
 
 val / test top-1: video top-1 (%, multi-view averaged) on the validation split and on the held-out test split, mean ± sample std over seeds ("-" std with one seed). Runs select on val only: no row, setting or checkpoint was chosen by its test result. seeds: runs in the row. test top-5, mean class acc.: means over seeds, test split. hal. R²: pooled R² of hallucinated vs ground-truth descriptors on test, mean over streams and seeds; > train mean: (seed, stream) pairs whose R² and cosine both beat the constant train-mean predictor, of those where it is known. train min: wall minutes per run, mean. Δ test top-1 vs baseline (ref.): mean ± sample std over paired seeds of (row − baseline) test top-1 in points, runs paired by config.seed (same seed, same data order); pairs: seeds with a test result in both rows; p: paired t-test (scipy.stats.ttest_rel), two-sided, uncorrected for the number of rows, "-" with fewer than 2 pairs. "-" elsewhere: no such result (e.g. runs from before the test split).
