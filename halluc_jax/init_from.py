@@ -15,6 +15,7 @@ import jax
 import numpy as np
 from absl import logging
 
+from halluc_jax.models import variants
 from halluc_jax.models.converters import state_dict as state_dict_lib
 from halluc_jax.models.converters import videomae
 
@@ -32,7 +33,6 @@ def converted_backbone(init_cfg, model_cfg):
   if backbone.get('name', 'vivit') != 'vivit' or backbone.get('stem', 'patch') != 'patch':
     raise ValueError("config.init_from format 'videomae' needs the ViViT with stem='patch' "
                      f"(have name={backbone.get('name', 'vivit')!r}, stem={backbone.get('stem')!r}).")
-  from halluc_jax.models import variants  # pylint: disable=g-import-not-at-top
   size = variants.decode_variant(backbone.variant, **dict(backbone.overrides))
   params, _ = videomae.convert(state_dict_lib.load(init_cfg.path), num_heads=size.num_heads)
   return params

@@ -1,4 +1,4 @@
-"""The PyTorch peer benchmark builds the same model as ours (bench/peer.py, perf/torch_peers.py).
+"""The PyTorch peer benchmark builds the same model as ours (bench/peer.py, bench/torch_peers.py).
 
 The parameter counts are compared exactly where both sides have the same layers (I3D's
 features, ViViT's conv stem and encoder), so a peer that silently differs in size fails. The torch
@@ -12,7 +12,7 @@ import pytest
 
 from halluc_jax import setup as setup_lib
 from halluc_jax.bench import peer
-from halluc_jax.perf import torch_peers
+from halluc_jax.bench import torch_peers
 
 
 def _ours(case):

@@ -7,11 +7,11 @@ Cases (the model dimensions both sides build; `CASES` below):
   default  the main job's CPU model as RGB only (configs/rgb_only.py: ViViT-Ti/16x2, 3 blocks,
            conv stem, 16x64x64, batch of the config); peer: VideoMAE with the same conv stem.
   i3d      configs/i3d_rgb_only.py (I3D 'mini', 16x64x64); peer: the torch I3D of the same
-           layout (perf/torch_peers.py).
+           layout (bench/torch_peers.py).
 
 Ours is `setup.Setup(config).compile_train_step` (the trainer's program) on synthetic batches
 already on the device; the peer is forward + cross-entropy + backward + clipping + AdamW
-(perf/torch_peers.py). Each round times `--steps` steps of ours, then of the peer, after
+(bench/torch_peers.py). Each round times `--steps` steps of ours, then of the peer, after
 `--warmup` untimed ones each; the rounds alternate so drifting machine load hits both. The
 ratio is ours / peer of the medians over all timed steps (< 1: ours is faster).
 
@@ -25,6 +25,7 @@ Usage (torch and transformers: `pip install -e '.[bench]'`):
 """
 import multiprocessing
 import os
+import runpy
 import statistics
 import time
 
@@ -40,8 +41,8 @@ from halluc_jax.models import hallucinator
 from halluc_jax.models import i3d as i3d_lib
 from halluc_jax.models import variants
 from halluc_jax.models import vivit
+from halluc_jax.bench import torch_peers
 from halluc_jax.perf import step_inputs
-from halluc_jax.perf import torch_peers
 
 _CONFIGS = os.path.join(os.path.dirname(__file__), '..', '..', 'configs')
 
@@ -69,21 +70,15 @@ _THREADS = flags.DEFINE_integer('torch_threads', 0, 'torch intra-op threads (0 =
 
 def case_config(case):
   """The ConfigDict of `case`: its config file's get_config() with the case's overrides."""
-  import runpy  # pylint: disable=g-import-not-at-top
   name, overrides = CASES[case]
   config = runpy.run_path(os.path.join(_CONFIGS, name))['get_config']()
   config.data.aux_dir = ''  # RGB only: the peer has no streams
-  for dotted, value in overrides.items():
-    *path, leaf = dotted.split('.')
-    node = config
-    for key in path:
-      node = node[key]
-    node[leaf] = value
+  config.update_from_flattened_dict(overrides)
   return config
 
 
 def peer_model(config):
-  """The torch peer of `config`'s backbone + classifier (perf/torch_peers.py)."""
+  """The torch peer of `config`'s backbone + classifier (bench/torch_peers.py)."""
   b, d = config.model.backbone, config.data
   if b.get('name', 'vivit') == 'i3d':
     size = variants.decode_i3d_variant(b.variant, **dict(b.overrides))

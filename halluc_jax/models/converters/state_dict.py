@@ -21,7 +21,7 @@ def unwrap(state):
   out = {}
   for name, value in state.items():
     for prefix in WRAPPER_PREFIXES:
-      if name.startswith(prefix) and not name.startswith('model.videomae'):
+      if name.startswith(prefix):
         name = name[len(prefix):]
         break
     out[name] = value

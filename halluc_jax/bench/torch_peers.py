@@ -16,6 +16,8 @@ cross-entropy, backward, global-norm clipping and an AdamW update, float32, on t
 
 torch, transformers (and timm) come from the optional extra: `pip install -e '.[bench]'`.
 """
+from halluc_jax.models.conv3d import same_padding
+
 BENCH_EXTRA_HINT = ("the PyTorch peer needs torch and transformers: pip install -e '.[bench]'")
 
 
@@ -29,11 +31,10 @@ def require_torch():
   return torch, transformers
 
 
-def _same_pad(size, kernel, stride):
-  """TF 'SAME' (before, after) padding of one axis: the extra pixel goes after."""
-  out = -(-size // stride)
-  total = max((out - 1) * stride + kernel - size, 0)
-  return total // 2, total - total // 2
+def _pad_same(F, x, kernel, stride):
+  """x [B, C, T, H, W] padded as TF/lax 'SAME' pads it (models/conv3d.same_padding)."""
+  pads = [same_padding(n, k, s) for n, k, s in zip(x.shape[2:], kernel, stride)]
+  return F.pad(x, [p for pair in reversed(pads) for p in pair])
 
 
 def _modules():
@@ -50,9 +51,7 @@ def _modules():
       self.conv = nn.Conv3d(cin, cout, self.kernel, self.stride, bias=bias)
 
     def forward(self, x):
-      pads = [_same_pad(n, k, s) for n, k, s in zip(x.shape[2:], self.kernel, self.stride)]
-      x = F.pad(x, [p for pair in reversed(pads) for p in pair])
-      return self.conv(x)
+      return self.conv(_pad_same(F, x, self.kernel, self.stride))
 
   class SamePadMaxPool3d(nn.Module):
     """Max pool with TF 'SAME' padding (zeros after a ReLU pad the same as -inf)."""
@@ -62,9 +61,7 @@ def _modules():
       self.kernel, self.stride = tuple(kernel), tuple(stride)
 
     def forward(self, x):
-      pads = [_same_pad(n, k, s) for n, k, s in zip(x.shape[2:], self.kernel, self.stride)]
-      x = F.pad(x, [p for pair in reversed(pads) for p in pair])
-      return F.max_pool3d(x, self.kernel, self.stride)
+      return F.max_pool3d(_pad_same(F, x, self.kernel, self.stride), self.kernel, self.stride)
 
   class Unit3D(nn.Module):
     def __init__(self, cin, cout, kernel=(1, 1, 1), stride=(1, 1, 1)):
