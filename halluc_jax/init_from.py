@@ -1,15 +1,17 @@
 """Initialising a fresh run's backbone from a published checkpoint (`config.init_from`).
 
   config.init_from.path    checkpoint file ('' = train from scratch)
-  config.init_from.format  'videomae' (VideoMAE / VideoMAE V2, transformers or original layout;
-                           halluc_jax/models/converters/videomae.py)
+  config.init_from.format  one of FORMATS: 'videomae' (VideoMAE / VideoMAE V2, transformers or
+                           original layout; halluc_jax/models/converters/videomae.py)
   config.init_from.groups  'backbone' (the only group a checkpoint's linear head cannot fill:
                            our HAF + PredNet and the streams stay at their init)
 
 Only a run without a checkpoint of its own is initialised: a resumed run restores its own state.
-Every converted array must have the shape of the model's parameter (the error names the parameter
-and both shapes); the log lists what was loaded and what stays at init. The optimiser state is
-the fresh one (zero Adam moments). docs/method.md, 'Pretrained weights'.
+Each format's reader gives the backbone's variables ({'params': ..., 'batch_stats': ...}, the
+second for BatchNorm backbones) and the names it resized to fit the model. Every converted array
+must have the shape of the model's variable (the error names it and both shapes); the log lists
+what was loaded, what was resized and what stays at init. The optimiser state is the fresh one
+(zero Adam moments). docs/method.md, 'Pretrained weights'.
 """
 import jax
 import numpy as np
@@ -19,23 +21,35 @@ from halluc_jax.models import variants
 from halluc_jax.models.converters import state_dict as state_dict_lib
 from halluc_jax.models.converters import videomae
 
-FORMATS = ('videomae',)
 GROUPS = ('backbone',)
+COLLECTIONS = ('params', 'batch_stats')
 
 
-def converted_backbone(init_cfg, model_cfg):
-  """{backbone params} of the checkpoint at init_cfg.path, converted for `model_cfg`."""
+def _vivit_size(backbone, fmt):
+  if backbone.get('name', 'vivit') != 'vivit' or backbone.get('stem', 'patch') != 'patch':
+    raise ValueError(f"config.init_from format {fmt!r} needs the ViViT with stem='patch' "
+                     f"(have name={backbone.get('name', 'vivit')!r}, stem={backbone.get('stem')!r}).")
+  return variants.decode_variant(backbone.variant, **dict(backbone.overrides))
+
+
+def _videomae(path, config):
+  size = _vivit_size(config.model.backbone, 'videomae')
+  params, _ = videomae.convert(state_dict_lib.load(path), num_heads=size.num_heads)
+  return {'params': params}, []
+
+
+# format -> reader(path, config) -> ({collection: backbone subtree}, [resized names]).
+FORMATS = {'videomae': _videomae}
+
+
+def converted_backbone(init_cfg, config):
+  """({collection: backbone variables}, resized names) of the checkpoint at init_cfg.path."""
   if init_cfg.format not in FORMATS:
-    raise ValueError(f'config.init_from.format={init_cfg.format!r}; expected one of {FORMATS}.')
+    raise ValueError(f'config.init_from.format={init_cfg.format!r}; expected one of '
+                     f'{sorted(FORMATS)}.')
   if init_cfg.groups not in GROUPS:
     raise ValueError(f'config.init_from.groups={init_cfg.groups!r}; expected one of {GROUPS}.')
-  backbone = model_cfg.backbone
-  if backbone.get('name', 'vivit') != 'vivit' or backbone.get('stem', 'patch') != 'patch':
-    raise ValueError("config.init_from format 'videomae' needs the ViViT with stem='patch' "
-                     f"(have name={backbone.get('name', 'vivit')!r}, stem={backbone.get('stem')!r}).")
-  size = variants.decode_variant(backbone.variant, **dict(backbone.overrides))
-  params, _ = videomae.convert(state_dict_lib.load(init_cfg.path), num_heads=size.num_heads)
-  return params
+  return FORMATS[init_cfg.format](init_cfg.path, config)
 
 
 def merge(current, loaded, prefix='backbone'):
@@ -46,7 +60,7 @@ def merge(current, loaded, prefix='backbone'):
                  jax.tree_util.tree_flatten_with_path(loaded)[0]}
   unknown = sorted(set(flat_loaded) - set(flat_current))
   if unknown:
-    raise ValueError(f'The checkpoint has {prefix} parameters the model lacks: {unknown[:8]}.')
+    raise ValueError(f'The checkpoint has {prefix} variables the model lacks: {unknown[:8]}.')
   for name, value in flat_loaded.items():
     if tuple(np.shape(value)) != tuple(flat_current[name].shape):
       raise ValueError(f'Shape mismatch for {prefix}{name}: checkpoint {tuple(np.shape(value))}, '
@@ -63,13 +77,28 @@ def merge(current, loaded, prefix='backbone'):
 
 
 def apply(config, state):
-  """`state` with its backbone parameters from config.init_from (unchanged without a path)."""
+  """`state` with its backbone variables from config.init_from (unchanged without a path)."""
   init_cfg = config.get('init_from')
   if not init_cfg or not init_cfg.get('path'):
     return state
-  loaded = converted_backbone(init_cfg, config.model)
-  backbone, names, kept = merge(state.params['backbone'], loaded)
-  logging.info('init_from %s (%s): loaded %d backbone arrays; left at init: %s and every '
-               'non-backbone parameter (%s).', init_cfg.path, init_cfg.format, len(names),
-               kept or 'no backbone array', ', '.join(k for k in state.params if k != 'backbone'))
-  return state.replace(params=dict(state.params, backbone=backbone))
+  loaded, resized = converted_backbone(init_cfg, config)
+  unknown = sorted(set(loaded) - set(COLLECTIONS))
+  if unknown:
+    raise ValueError(f'init_from format {init_cfg.format!r} gave unknown collections {unknown}.')
+  updates, counts, kept = {}, [], []
+  for collection in COLLECTIONS:
+    if collection not in loaded:
+      continue
+    current = getattr(state, collection).get('backbone')
+    if current is None:
+      raise ValueError(f'The checkpoint has backbone {collection} but the model has none.')
+    merged, names, left = merge(current, loaded[collection], prefix=f'backbone {collection} ')
+    whole = dict(getattr(state, collection), backbone=merged)
+    updates[collection] = whole
+    counts.append(f'{len(names)} {collection}')
+    kept += [f'{collection}{k}' for k in left]
+  logging.info('init_from %s (%s): loaded %s backbone arrays; resized: %s; left at init: %s and '
+               'every non-backbone parameter (%s).', init_cfg.path, init_cfg.format,
+               ' + '.join(counts), resized or 'none', kept or 'no backbone array',
+               ', '.join(k for k in state.params if k != 'backbone'))
+  return state.replace(**updates)

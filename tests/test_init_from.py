@@ -82,7 +82,7 @@ def test_shape_mismatch_names_the_parameter_and_both_shapes(tmp_path):
   save_file(_checkpoint(s.width, s.depth, 2 * s.mlp_dim, s.patch_size, s.tubelet), path)
   config.init_from.path = path
   setup = setup_lib.Setup(config, abstract=True, steps_per_epoch=4)
-  with pytest.raises(ValueError, match=r"Shape mismatch for backbone\['encoder'\]\['block_00'\]"
+  with pytest.raises(ValueError, match=r"Shape mismatch for backbone params \['encoder'\]\['block_00'\]"
                                        r"\['mlp'\]\['fc1'\]\['bias'\]: checkpoint \(\d+,\), model"):
     init_from.apply(config, setup.init_state())
 
