@@ -201,6 +201,9 @@ def get_config(arg=None):
   # Micro-batches per update: N splits data.batch_size into N micro-batches whose loss sums and
   # gradients are summed before one optimiser update (same update, ~1/N activation memory).
   c.train.grad_accum_steps = 1
+  # EMA of the weights, updated every step and used for evaluation and prediction (0 = off;
+  # timm's fine-tuning uses ~0.9998 over 100k+ steps: keep 1 / (1 - decay) well below the run's steps).
+  c.train.ema_decay = 0.0
   # JAX's persistent compilation cache: a rerun, a resumed run or another seed of the same config
   # loads its compiled programs instead of compiling them again ('' = off; README 'Performance').
   c.train.compilation_cache_dir = '~/.cache/halluc_jax/jax_cache'
@@ -224,6 +227,9 @@ def get_config(arg=None):
   c.optim.clip_norm = 1.0  # global-norm clipping; 0 = off
   c.optim.hal_pass_backbone_lr_mult = 1.0  # backbone lr factor in pass 1 (alternating scheme)
   c.optim.backbone_lr_mult = 1.0  # 0 = frozen backbone; ~0.1 for a pretrained one (docs/method.md §9.4)
+  # Layer-wise lr decay (halluc_jax/models/layer_decay.py): backbone layer i of n learns at
+  # lr * decay ** (n - i); 1 = off. VideoMAE fine-tunes ViT-S/B at 0.75 (docs/method.md, 'Fine-tuning recipe').
+  c.optim.layer_decay = 1.0
 
   # ---- Mesh and sharding (halluc_jax/sharding.py). ----
   # ---- Pretrained weights (halluc_jax/init_from.py): a fresh run's backbone from a checkpoint. ----

@@ -5,11 +5,15 @@ Parameter groups come from `models.hallucinator.param_labels`: 'backbone', 'stre
 rate is scaled by `optim.backbone_lr_mult` (0 freezes it with `optax.set_to_zero`, so no Adam
 moments are even allocated for it; docs/method.md §9.4). The alternating scheme of docs/method.md §3.11 builds
 one optimiser per pass, each restricted to the groups that pass may update. `optim.mu_dtype`
-'bfloat16' stores Adam's first moment in bf16.
+'bfloat16' stores Adam's first moment in bf16. `optim.layer_decay` < 1 scales each backbone
+layer's updates by decay ** (layers above it) (models/layer_decay.py; docs/method.md,
+'Fine-tuning recipe').
 """
 import jax
 import jax.numpy as jnp
 import optax
+
+from halluc_jax.models import layer_decay
 
 GROUPS = ('backbone', 'streams', 'haf', 'cenet', 'prednet')
 
@@ -81,6 +85,26 @@ def _weight_decay(optim_cfg, group):
   return float(optim_cfg.weight_decay)
 
 
+def scale_by_layer_decay(decay):
+  """Multiplies each backbone update by its layer's factor `decay ** (n - depth)`.
+
+  Applied to the final updates (after Adam/AdamW and their weight decay), so it is the same as
+  giving each layer its own learning rate, as per-layer parameter groups do in PyTorch.
+  """
+  def init_fn(params):
+    del params
+    return optax.EmptyState()
+
+  def update_fn(updates, state, params=None):
+    del params
+    scales = layer_decay.lr_scales(updates, decay)
+    scaled = jax.tree_util.tree_map_with_path(
+        lambda path, u: u * scales.get(tuple(k.key for k in path), 1.0), updates)
+    return scaled, state
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
 def make_optimizer(optim_cfg, schedule, labels, trainable_groups=GROUPS, backbone_scale=1.0):
   """Clipped Adam/AdamW over the groups in `trainable_groups`; other groups get zero updates.
 
@@ -114,6 +138,11 @@ def make_optimizer(optim_cfg, schedule, labels, trainable_groups=GROUPS, backbon
   if optim_cfg.clip_norm and optim_cfg.clip_norm > 0:
     parts.append(optax.clip_by_global_norm(float(optim_cfg.clip_norm)))
   parts.append(optax.multi_transform(update, labels))
+  decay = float(optim_cfg.get('layer_decay', 1.0))
+  if not 0 < decay <= 1:
+    raise ValueError(f'config.optim.layer_decay={decay}; expected 0 < decay <= 1 (1 = off).')
+  if decay < 1 and 'backbone' in active:
+    parts.append(scale_by_layer_decay(decay))
   return optax.chain(*parts)
 
 

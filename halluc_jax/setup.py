@@ -142,9 +142,13 @@ class Setup:
     stats_sh = var_shardings.get('batch_stats', {})
     opt_sh = {k: sharding.opt_state_shardings(tx, jax.eval_shape(tx.init, params), params_sh,
                                               self.mesh) for k, tx in self.txs.items()}
+    ema_decay = float(config.train.get('ema_decay', 0.0))
+    if not 0 <= ema_decay < 1:
+      raise ValueError(f'config.train.ema_decay={ema_decay}; expected 0 <= decay < 1 (0 = off).')
+    use_ema = ema_decay > 0
     self.state_shardings = train_step_lib.TrainState(
         step=self.replicated, params=params_sh, batch_stats=stats_sh, opt_state=opt_sh,
-        rng=self.replicated)
+        rng=self.replicated, ema_params=params_sh if use_ema else {})
     self.variable_shardings = {'params': params_sh, 'batch_stats': stats_sh}
 
     def init_state(init_rng, state_rng):
@@ -153,7 +157,8 @@ class Setup:
           step=jnp.zeros((), jnp.int32), params=variables['params'],
           batch_stats=variables.get('batch_stats', {}),
           opt_state={k: tx.init(variables['params']) for k, tx in self.txs.items()},
-          rng=state_rng)
+          rng=state_rng,
+          ema_params=jax.tree.map(jnp.copy, variables['params']) if use_ema else {})
 
     self._init_state = jax.jit(init_state, out_shardings=self.state_shardings)
     self._rngs = (init_rng, state_rng)
@@ -182,8 +187,11 @@ class Setup:
     return train_step_lib.compile_train_step(self, state, batch)
 
   def predict_fn(self, state):
-    """batch (numpy) -> outputs, for `evaluate.evaluate`; only batch['video'] is used."""
-    variables = {'params': state.params, 'batch_stats': state.batch_stats}
+    """batch (numpy) -> outputs, for `evaluate.evaluate`; only batch['video'] is used. With an
+    EMA of the weights (`config.train.ema_decay` > 0) the EMA copy is evaluated, with the
+    current BatchNorm statistics."""
+    params = state.ema_params if state.ema_params else state.params
+    variables = {'params': params, 'batch_stats': state.batch_stats}
     if self._predict is None:  # one jitted function, so periodic evals compile only once
       self._predict = jax.jit(
           lambda v, x: train_step_lib.predict_step(v, {'video': x}, model=self.model),

@@ -40,12 +40,25 @@ class TrainState:
     batch_stats: BatchNorm running statistics ({} when the model has none).
     opt_state: dict pass name ('joint' or 'hal'/'cls') -> optax state.
     rng: raw uint32[2] PRNG key; per-step keys are `fold_in(rng, step)`.
+    ema_params: exponential moving average of `params` (`config.train.ema_decay` > 0; {} when
+      off), the copy evaluation and prediction use when present.
   """
   step: jax.Array
   params: Any
   batch_stats: Any
   opt_state: Any
   rng: jax.Array
+  ema_params: Any = flax.struct.field(default_factory=dict)
+
+
+def ema_update(ema_params, params, step, decay):
+  """`decay * ema + (1 - decay) * params`, with the decay warmed up as TF's moving average does:
+  min(decay, (1 + step) / (10 + step)) at the update that completes step `step + 1`, so the
+  average forgets its initial copy within the first steps (docs/method.md, 'Fine-tuning
+  recipe')."""
+  t = step.astype(jnp.float32)
+  d = jnp.minimum(jnp.float32(decay), (1.0 + t) / (10.0 + t))
+  return jax.tree.map(lambda e, p: (d * e + (1.0 - d) * p).astype(e.dtype), ema_params, params)
 
 
 def _forward(model, params, batch_stats, batch, rng):
@@ -140,7 +153,7 @@ def _keep_backbone_stats(new_stats, old_stats):
 
 
 def train_step(state, batch, *, model, txs, objective, schedule, groups=None,
-               nan_policy='stop', grad_accum_steps=1, micro_sharding=None):
+               nan_policy='stop', grad_accum_steps=1, micro_sharding=None, ema_decay=0.0):
   """One training update; see the module docstring for the two schemes.
 
   Args:
@@ -158,6 +171,7 @@ def train_step(state, batch, *, model, txs, objective, schedule, groups=None,
       gradients are summed before each optimiser update (each pass of the alternating scheme
       accumulates over all N before its update); see `_accumulated_gradients`.
     micro_sharding: sharding of the split batch (`grad_accum.micro_batch_sharding`).
+    ema_decay: > 0 updates `state.ema_params` after the step (`ema_update`).
 
   Returns:
     (new_state, metrics) where metrics holds scalars: 'loss' (alternating: alpha * the
@@ -207,6 +221,9 @@ def train_step(state, batch, *, model, txs, objective, schedule, groups=None,
     # Keep the old weights but still advance the step, so the data and RNG move on.
     kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
     new_state = kept.replace(step=state.step + 1)
+  if ema_decay > 0:
+    new_state = new_state.replace(
+        ema_params=ema_update(state.ema_params, new_state.params, state.step, ema_decay))
   metrics = dict(metrics, loss=loss, finite=finite.astype(jnp.float32),
                  lr=schedule(state.step),
                  num_invalid=jnp.sum(1.0 - batch['valid']),
@@ -239,7 +256,8 @@ def jit_train_step(setup, grad_accum_steps=None):
   step = functools.partial(
       train_step, model=setup.model, txs=setup.txs, groups=setup.pass_groups,
       objective=setup.objective, schedule=setup.schedule, nan_policy=config.train.nan_policy,
-      grad_accum_steps=n, micro_sharding=micro_sharding)
+      grad_accum_steps=n, micro_sharding=micro_sharding,
+      ema_decay=float(config.train.get('ema_decay', 0.0)))
   return jax.jit(step, in_shardings=(setup.state_shardings, sharding.batch_sharding(setup.mesh)),
                  out_shardings=(setup.state_shardings, sharding.replicated(setup.mesh)),
                  donate_argnums=(0,))

@@ -74,3 +74,30 @@ def test_class_mean_r2_sees_class_signal_and_its_absence():
                             for c in range(4)])[y[300:]])
   got = probe_targets.class_mean_r2(t[:300][train], y[:300][train], t[300:], y[300:], 4)
   assert abs(got - metrics.r2_score(want, t[300:])) < 1e-12
+
+
+def test_cv_block_weights_turn_down_a_noise_stream_chosen_on_train_only():
+  rng = np.random.default_rng(3)
+  n, k = 120, 4
+  y = np.arange(n) % k
+  signal = np.eye(k)[y] * 2.0 + rng.normal(size=(n, k))  # carries the class
+  noise = rng.normal(size=(n, 200))  # many dimensions of nothing: the concatenation overfits it
+  blocks = {'signal': signal, 'noise': noise}
+  weights, cv_top1 = probe_targets.cv_block_weights(blocks, y, k, ridge=0.01)
+  assert weights['signal'] > 0 and weights['noise'] < weights['signal']
+  y_eval = np.arange(60) % k
+  held = {'signal': np.eye(k)[y_eval] * 2.0 + rng.normal(size=(60, k)),
+          'noise': rng.normal(size=(60, 200))}
+  plain = probe_targets.ridge_probe_accuracy(np.concatenate([signal, noise], 1), y,
+                                             np.concatenate([held['signal'], held['noise']], 1),
+                                             y_eval, k, 0.01)
+  weighted = probe_targets.ridge_probe_accuracy(
+      probe_targets.weighted_blocks(blocks, blocks, weights), y,
+      probe_targets.weighted_blocks(held, blocks, weights), y_eval, k, 0.01, standardize=False)
+  assert weighted > plain + 0.1 and cv_top1 > 0.5
+  # Unit weights on standardised blocks are the plain standardised probe.
+  ones = {'signal': 1.0, 'noise': 1.0}
+  same = probe_targets.ridge_probe_accuracy(
+      probe_targets.weighted_blocks(blocks, blocks, ones), y,
+      probe_targets.weighted_blocks(held, blocks, ones), y_eval, k, 0.01, standardize=False)
+  assert same == plain

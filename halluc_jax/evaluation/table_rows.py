@@ -29,6 +29,8 @@ LATER_KEYS = (
     (('model', 'streams', 'use_groups'), [], lambda config: False),  # [] = no filter
     (('train', 'compilation_cache_dir'), '', lambda config: True),  # speed only: never a row key
     (('model', 'backbone', 'gelu'), 'tanh', lambda config: False),
+    (('optim', 'layer_decay'), 1.0, lambda config: False),
+    (('train', 'ema_decay'), 0.0, lambda config: False),
     (('init_from',), {'path': '', 'format': 'videomae', 'groups': 'backbone'},
      lambda config: not _get(config, ('init_from', 'path'), '')),
 )

@@ -22,7 +22,10 @@ does not apply here), over the videos that have every stream, once per video. Th
 evaluation reports the same train-mean baseline per stream ('train_mean_cosine',
 'train_mean_r2' in eval_latest.json), per clip and per stream's own videos.
 
-Rows: every stream, every group of two or more streams (`group:odf` = both detectors), all.
+Rows: every stream, every group of two or more streams (`group:odf` = both detectors), all,
+and all with one weight per stream chosen by 5-fold cross-validation on the train split
+(`cv_block_weights`; the eval split plays no part in the choice): the probe's way to turn down
+streams whose dimensions vary with clutter, which the plain concatenation fits as noise.
 
 Usage:
   python -m halluc_jax.targets.probe_targets --config configs/default.py [--ridge 1.0] [--out_json F.json]
@@ -39,31 +42,97 @@ from halluc_jax.data import annotations
 from halluc_jax.data import aux_targets
 
 _RIDGE = flags.DEFINE_float('ridge', 1.0, 'L2 weight per training example of the probe.')
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0)
 _OUT = flags.DEFINE_string('out_json', None, 'Also write the rows as JSON here (e.g. results/).')
 
 
-def ridge_probe_accuracy(x_train, y_train, x_eval, y_eval, num_classes, ridge=1.0):
-  """Top-1 of a one-hot least-squares linear classifier (closed form, with bias).
+def ridge_probe_scores(x_train, y_train, x_eval, num_classes, ridge=1.0, standardize=True):
+  """Class scores [M, C] of a one-hot least-squares linear classifier (closed form, with bias).
 
   Args:
     x_train: float [N, D] features; y_train: int [N] labels.
-    x_eval: float [M, D]; y_eval: int [M].
+    x_eval: float [M, D].
     num_classes: number of classes C.
     ridge: L2 weight per training example (lambda = ridge * N), on the weights, not the bias.
-
-  Returns:
-    Fraction of eval examples whose arg-max score is their label.
+    standardize: scale every feature to unit train variance first (off when the caller has
+      weighted the features on purpose, as `cv_block_weights` does).
   """
   x_train, x_eval = np.asarray(x_train, np.float64), np.asarray(x_eval, np.float64)
-  mu, sd = x_train.mean(0), x_train.std(0) + 1e-8  # standardise with train statistics only
+  mu = x_train.mean(0)  # train statistics only
+  sd = x_train.std(0) + 1e-8 if standardize else 1.0
   a, b = (x_train - mu) / sd, (x_eval - mu) / sd
   onehot = np.eye(num_classes)[np.asarray(y_train)]
   target_mean = onehot.mean(0)
   # Centred features and targets: the bias is the target mean, and the solve is D x D.
   gram = a.T @ a + ridge * len(a) * np.eye(a.shape[1])
   w = np.linalg.solve(gram, a.T @ (onehot - target_mean))
-  scores = b @ w + target_mean
+  return b @ w + target_mean
+
+
+def ridge_probe_accuracy(x_train, y_train, x_eval, y_eval, num_classes, ridge=1.0,
+                         standardize=True):
+  """Top-1 on eval of `ridge_probe_scores` (fraction whose arg-max score is the label)."""
+  scores = ridge_probe_scores(x_train, y_train, x_eval, num_classes, ridge, standardize)
   return float(np.mean(np.argmax(scores, 1) == np.asarray(y_eval)))
+
+
+def weighted_blocks(blocks, reference, weights):
+  """Streams standardised per dimension with `reference`'s statistics, each times its weight,
+  concatenated: [N, sum of dims]."""
+  return np.concatenate(
+      [(np.asarray(blocks[n], np.float64) - reference[n].mean(0)) / (reference[n].std(0) + 1e-8)
+       * weights[n] for n in weights], 1)
+
+
+def cv_block_weights(blocks, labels, num_classes, ridge=1.0, grid=WEIGHT_GRID, folds=5,
+                     sweeps=3, seed=0):
+  """One weight per stream for a ridge probe on all streams, chosen on the training split only.
+
+  A stream whose dimensions vary with clutter rather than the class adds noise dimensions that
+  the concatenated probe, with a few hundred videos, fits anyway; a weight per stream (multiple-
+  penalty ridge: weight w is a ridge of ridge / w^2 on that block) lets the probe turn such a
+  stream down. Coordinate ascent over `grid`, from all weights 1, on the mean top-1 of a
+  `folds`-fold split of the training videos; ties keep the earlier weights.
+
+  Args:
+    blocks: {stream: [N, d]} training targets.
+    labels: int [N].
+    num_classes: C.
+    ridge, grid, folds, sweeps, seed: probe ridge, candidate weights, CV folds, passes over the
+      streams, fold assignment seed.
+
+  Returns:
+    ({stream: weight}, cross-validated top-1 of those weights).
+  """
+  names, labels = list(blocks), np.asarray(labels)
+  fold = np.random.default_rng(seed).permutation(np.arange(len(labels)) % folds)
+
+  def cv_accuracy(weights):
+    accs = []
+    for k in range(folds):
+      fit, held = fold != k, fold == k
+      part = {n: np.asarray(blocks[n])[fit] for n in names}
+      rest = {n: np.asarray(blocks[n])[held] for n in names}
+      accs.append(ridge_probe_accuracy(weighted_blocks(part, part, weights), labels[fit],
+                                       weighted_blocks(rest, part, weights), labels[held],
+                                       num_classes, ridge, standardize=False))
+    return float(np.mean(accs))
+
+  weights = {n: 1.0 for n in names}
+  best = cv_accuracy(weights)
+  for _ in range(sweeps):
+    changed = False
+    for name in names:
+      for value in grid:
+        trial = dict(weights, **{name: float(value)})
+        if value == weights[name] or not any(trial.values()):
+          continue
+        acc = cv_accuracy(trial)
+        if acc > best + 1e-12:
+          best, weights, changed = acc, trial, True
+    if not changed:
+      break
+  return weights, best
 
 
 def mean_predictor_scores(t_train, t_eval):
@@ -123,6 +192,16 @@ def main(argv):
           f'{r2_class:.3f} |')
     rows.append({'name': name, 'streams': members, 'dim': int(tr.shape[1]), 'probe_top1': acc,
                  'mean_cosine': cosine, 'mean_r2': r2, 'class_mean_r2': r2_class})
+  if len(store.dims) > 1:  # all streams, one weight per stream chosen by CV on train
+    weights, cv_top1 = cv_block_weights(train, y_train, c, _RIDGE.value)
+    acc = ridge_probe_accuracy(weighted_blocks(train, train, weights), y_train,
+                               weighted_blocks(evals, train, weights), y_eval, c, _RIDGE.value,
+                               standardize=False)
+    shown = ', '.join(f'{k} {v:g}' for k, v in weights.items())
+    print(f'| all, CV stream weights ({shown}; train CV {100 * cv_top1:.1f}) | - | '
+          f'{sum(train[k].shape[1] for k in store.dims)} | {100 * acc:.1f} | - | - | - |')
+    rows.append({'name': 'all:cv_weights', 'streams': list(store.dims), 'weights': weights,
+                 'train_cv_top1': cv_top1, 'probe_top1': acc})
   if _OUT.value:
     with open(_OUT.value, 'w') as f:
       json.dump({'aux_dir': config.data.aux_dir, 'train_split': config.data.train_split,

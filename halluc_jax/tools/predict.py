@@ -53,10 +53,19 @@ def load_config(workdir):
 
 
 def restore_latest(workdir):
-  """(step, {'params', 'batch_stats'}) of the newest complete checkpoint, or a clear error."""
+  """(step, {'params', 'batch_stats'}) of the newest complete checkpoint, or a clear error.
+
+  A run trained with an EMA of its weights (`config.train.ema_decay`) is read as its EMA copy,
+  the weights its evaluation scored.
+  """
   ckpt_dir = os.path.join(workdir, 'checkpoints')
   try:
-    return checkpointing.restore_variables(ckpt_dir)
+    step, variables = checkpointing.restore_variables(
+        ckpt_dir, keys=('params', 'batch_stats', 'ema_params'))
+    ema = variables.pop('ema_params')
+    if ema:
+      variables['params'] = ema
+    return step, variables
   except FileNotFoundError:
     raise FileNotFoundError(f'No checkpoint in {os.path.abspath(ckpt_dir)}: train first (python -m '
                             'halluc_jax.main --workdir ...) or point --workdir at a trained '
