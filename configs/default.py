@@ -67,6 +67,18 @@ def get_config(arg=None):
   c.data.standardize_targets = True
   c.data.shuffle_seed = 0
 
+  # ---- Batch augmentation in the train step (halluc_jax/data/batch_augment.py), on the
+  # classification pass only; all off here. VideoMAE fine-tuning: mixup 0.8, cutmix 1.0,
+  # switch 0.5, random erasing 0.25 (with loss.label_smoothing 0.1). ----
+  c.augment = ml_collections.ConfigDict()
+  c.augment.mixup_alpha = 0.0  # Beta(a, a) mixing weight; 0 = off
+  c.augment.cutmix_alpha = 0.0  # Beta(a, a) kept area; 0 = off
+  c.augment.mix_switch_prob = 0.5  # both on: cutmix with this probability, else mixup
+  c.augment.mix_prob = 1.0  # probability that a batch is mixed at all
+  c.augment.random_erase_prob = 0.0  # per clip; one box, the same on every frame
+  c.augment.random_erase_area = (0.02, 1.0 / 3.0)  # box area as a fraction of the frame
+  c.augment.random_erase_aspect = (0.3, 1.0 / 0.3)  # box aspect ratio, log-uniform
+
   # ---- Offline target extraction (halluc_jax/targets/extract.py; `python -m halluc_jax.targets.extract`). ----
   c.extract = ml_collections.ConfigDict()
   # HOG people / Haar cascades ('odf_hog', 'odf_haar') are built in too, but they rarely fire on

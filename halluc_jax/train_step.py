@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from halluc_jax.data import batch_augment
 from halluc_jax.perf import flops as flops_lib
 from halluc_jax import grad_accum
 from halluc_jax import losses
@@ -153,7 +154,8 @@ def _keep_backbone_stats(new_stats, old_stats):
 
 
 def train_step(state, batch, *, model, txs, objective, schedule, groups=None,
-               nan_policy='stop', grad_accum_steps=1, micro_sharding=None, ema_decay=0.0):
+               nan_policy='stop', grad_accum_steps=1, micro_sharding=None, ema_decay=0.0,
+               augment_cfg=None, num_classes=None):
   """One training update; see the module docstring for the two schemes.
 
   Args:
@@ -172,6 +174,10 @@ def train_step(state, batch, *, model, txs, objective, schedule, groups=None,
       accumulates over all N before its update); see `_accumulated_gradients`.
     micro_sharding: sharding of the split batch (`grad_accum.micro_batch_sharding`).
     ema_decay: > 0 updates `state.ema_params` after the step (`ema_update`).
+    augment_cfg: `config.augment`: mixup / cutmix / random erasing of the classification
+      pass's batch (data/batch_augment.py); the hallucination pass sees the clean clips, whose
+      descriptors its targets are.
+    num_classes: C, for mixing integer labels.
 
   Returns:
     (new_state, metrics) where metrics holds scalars: 'loss' (alternating: alpha * the
@@ -186,10 +192,19 @@ def train_step(state, batch, *, model, txs, objective, schedule, groups=None,
   step_rng = jax.random.fold_in(state.rng, state.step)
   gradient_pass = functools.partial(_gradient_pass, model, objective=objective,
                                     num_micro=int(grad_accum_steps), micro_sharding=micro_sharding)
+  augmenting = batch_augment.enabled(augment_cfg)
+  augment = functools.partial(batch_augment.augment_classification_batch,
+                              augment_cfg=augment_cfg, num_classes=num_classes)
   if 'joint' in txs:
+    if augmenting and getattr(model, 'stream_dims', None):
+      raise ValueError("config.augment (mixup, cutmix, random erasing) changes the clips but not "
+                       "their hallucination targets: with streams use "
+                       "loss.update_scheme='alternating', which augments the classification "
+                       "pass only.")
+    joint_batch = augment(jax.random.fold_in(step_rng, 7), batch) if augmenting else batch
     params, stats, joint_state, loss, metrics, gnorm = gradient_pass(
         'total', tx=txs['joint'], groups=groups['joint'], params=state.params,
-        batch_stats=state.batch_stats, opt_state=state.opt_state['joint'], batch=batch,
+        batch_stats=state.batch_stats, opt_state=state.opt_state['joint'], batch=joint_batch,
         rng=step_rng)
     opt_state = {'joint': joint_state}
     metrics = dict(metrics, grad_norm=gnorm)
@@ -204,9 +219,10 @@ def train_step(state, batch, *, model, txs, objective, schedule, groups=None,
     else:  # RGB-only: no hallucination loss, so pass 1 would be a full no-op forward/backward
       params, stats, hal_state = state.params, state.batch_stats, state.opt_state['hal']
       hal_loss, hal_metrics, hal_gnorm = jnp.zeros((), jnp.float32), {}, jnp.zeros(())
+    cls_batch = augment(jax.random.fold_in(cls_rng, 7), batch) if augmenting else batch
     params, stats, cls_state, cls_loss, cls_metrics, cls_gnorm = gradient_pass(
         'cls', tx=txs['cls'], groups=groups['cls'], params=params, batch_stats=stats,
-        opt_state=state.opt_state['cls'], batch=batch, rng=cls_rng)
+        opt_state=state.opt_state['cls'], batch=cls_batch, rng=cls_rng)
     opt_state = {'hal': hal_state, 'cls': cls_state}
     metrics = {**hal_metrics, **cls_metrics, 'grad_norm_hal': hal_gnorm,
                'grad_norm_cls': cls_gnorm}
@@ -257,7 +273,8 @@ def jit_train_step(setup, grad_accum_steps=None):
       train_step, model=setup.model, txs=setup.txs, groups=setup.pass_groups,
       objective=setup.objective, schedule=setup.schedule, nan_policy=config.train.nan_policy,
       grad_accum_steps=n, micro_sharding=micro_sharding,
-      ema_decay=float(config.train.get('ema_decay', 0.0)))
+      ema_decay=float(config.train.get('ema_decay', 0.0)), augment_cfg=config.get('augment'),
+      num_classes=int(config.data.num_classes))
   return jax.jit(step, in_shardings=(setup.state_shardings, sharding.batch_sharding(setup.mesh)),
                  out_shardings=(setup.state_shardings, sharding.replicated(setup.mesh)),
                  donate_argnums=(0,))
