@@ -67,9 +67,10 @@ def get_config(arg=None):
   c.data.standardize_targets = True
   c.data.shuffle_seed = 0
 
-  # ---- Batch augmentation in the train step (halluc_jax/data/batch_augment.py), on the
-  # classification pass only; all off here. VideoMAE fine-tuning: mixup 0.8, cutmix 1.0,
-  # switch 0.5, random erasing 0.25 (with loss.label_smoothing 0.1). ----
+  # ---- Fine-tuning augmentation, all off here. In the train step (halluc_jax/data/
+  # batch_augment.py), on the classification pass only: mixup, cutmix, random erasing. VideoMAE
+  # fine-tuning: mixup 0.8, cutmix 1.0, switch 0.5, random erasing 0.25, RandAugment m7-n4-mstd0.5,
+  # repeated augmentation 2 (with loss.label_smoothing 0.1). ----
   c.augment = ml_collections.ConfigDict()
   c.augment.mixup_alpha = 0.0  # Beta(a, a) mixing weight; 0 = off
   c.augment.cutmix_alpha = 0.0  # Beta(a, a) kept area; 0 = off
@@ -78,6 +79,11 @@ def get_config(arg=None):
   c.augment.random_erase_prob = 0.0  # per clip; one box, the same on every frame
   c.augment.random_erase_area = (0.02, 1.0 / 3.0)  # box area as a fraction of the frame
   c.augment.random_erase_aspect = (0.3, 1.0 / 0.3)  # box aspect ratio, log-uniform
+  # Host-side, in the input pipeline (both passes see these clips):
+  c.augment.randaugment_ops = 0  # RandAugment N, the same ops on every frame (data/randaugment.py); 0 = off
+  c.augment.randaugment_magnitude = 7.0  # M in [0, 10]
+  c.augment.randaugment_mstd = 0.5  # std of M per op
+  c.augment.repeated_aug = 1  # each video R times per batch and epoch (VideoMAE num_sample 2); 1 = off
 
   # ---- Offline target extraction (halluc_jax/targets/extract.py; `python -m halluc_jax.targets.extract`). ----
   c.extract = ml_collections.ConfigDict()

@@ -71,11 +71,13 @@ def build_model(config, streams=None):
 
 
 def schedule_lengths(config, steps_per_epoch=None):
-  """(steps_per_epoch, total_steps): from the train split's size unless `steps_per_epoch` is
-  given, and `config.train` (`num_train_steps`, else `num_epochs` epochs, rounded up)."""
+  """(steps_per_epoch, total_steps): from the train split's size (times
+  `config.augment.repeated_aug`) unless `steps_per_epoch` is given, and `config.train` (`num_train_steps`, else `num_epochs` epochs, rounded up)."""
   if steps_per_epoch is None:
     num_videos = len(pipeline.load_split(config, config.data.train_split))
-    steps_per_epoch = max(1, num_videos // int(config.data.batch_size))
+    # Repeated augmentation shows each video R times per epoch.
+    repeats = pipeline.repeated_augmentation(config.get('augment'))
+    steps_per_epoch = max(1, num_videos * repeats // int(config.data.batch_size))
   total = int(config.train.num_train_steps)
   if total <= 0:
     total = int(math.ceil(float(config.train.num_epochs) * steps_per_epoch))

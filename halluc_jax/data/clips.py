@@ -13,6 +13,7 @@ import threading
 import av
 import numpy as np
 
+from halluc_jax.data import randaugment
 from halluc_jax.data import sampling
 from halluc_jax.data import transforms
 from halluc_jax.data import video
@@ -41,16 +42,24 @@ class ClipSpec:
   multi_label: bool
   eval_clips: int
   eval_crops: int
+  randaugment_ops: int = 0  # config.augment.randaugment_ops (0 = off)
+  randaugment_magnitude: float = 7.0
+  randaugment_mstd: float = 0.5
 
   @classmethod
-  def from_config(cls, data):
+  def from_config(cls, data, augment=None):
+    """From config.data and, for RandAugment, config.augment (None: off)."""
+    augment = augment or {}
     return cls(num_frames=int(data.num_frames), frame_stride=int(data.frame_stride),
                sampling=str(data.sampling), crop_size=int(data.crop_size),
                resize_short=int(data.resize_short), crop_area=tuple(data.train_crop_area),
                aspect_ratio=tuple(data.train_aspect_ratio), flip=bool(data.flip),
                mean=tuple(data.mean), std=tuple(data.std), num_classes=int(data.num_classes),
                multi_label=bool(data.multi_label), eval_clips=int(data.eval_clips),
-               eval_crops=int(data.eval_crops))
+               eval_crops=int(data.eval_crops),
+               randaugment_ops=int(augment.get('randaugment_ops', 0)),
+               randaugment_magnitude=float(augment.get('randaugment_magnitude', 7.0)),
+               randaugment_mstd=float(augment.get('randaugment_mstd', 0.5)))
 
   @property
   def clip_shape(self):
@@ -97,11 +106,15 @@ def decode_clip(path, indices, short=None):
 
 
 def augment_train_clip(frames, rng, spec):
-  """Random-resized crop (+ optional flip) of uint8 frames, normalised to float32."""
+  """Random-resized crop (+ optional flip, + optional RandAugment) of uint8 frames, normalised
+  to float32."""
   clip = transforms.random_resized_crop(frames, rng, spec.crop_size, spec.crop_area,
                                         spec.aspect_ratio)
   if spec.flip:
     clip = transforms.random_horizontal_flip(clip, rng)
+  if spec.randaugment_ops > 0:
+    clip = randaugment.rand_augment(clip, rng, spec.randaugment_ops, spec.randaugment_magnitude,
+                                    spec.randaugment_mstd)
   return transforms.normalize(clip, spec.mean, spec.std)
 
 

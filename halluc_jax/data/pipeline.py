@@ -3,6 +3,7 @@
 Training (`make_train_dataset`), per process:
 
   MapDataset.source([(row, record), ...]) -> shuffle(seed) -> repeat()
+  [-> each video R times in its batch: config.augment.repeated_aug]
   -> random_map(decode + sample + augment) -> batch(per_process_batch)
   -> [process_index::process_count] -> to_iter_dataset -> mp_prefetch(num_workers)
 
@@ -159,6 +160,46 @@ def _element_seed(seed):
   return int(np.random.SeedSequence([seed, 0]).generate_state(1)[0])
 
 
+def repeated_augmentation(augment_cfg):
+  """R of `config.augment.repeated_aug` (1 = off): each video R times per epoch."""
+  r = int((augment_cfg or {}).get('repeated_aug', 1))
+  if r < 1:
+    raise ValueError(f'config.augment.repeated_aug={r}; expected >= 1 (1 = off).')
+  return r
+
+
+class _RepeatInBatch(grain.MapDataset):
+  """Each parent element `times` times inside the same batch of `batch` elements.
+
+  Element j of a batch holds parent element (batch b // times) slot j % (b // times), so a batch
+  of 8 with times 2 is [a, b, c, d, a, b, c, d]: the copies (each augmented with its own random
+  draw, as random_map seeds by the element's index) share a batch, as VideoMAE's repeated
+  sampling does, and the batch rolled by one (the mixup partner) never pairs a clip with
+  another view of itself.
+  """
+
+  def __init__(self, parent, times, batch):
+    super().__init__(parent)
+    if batch % times:
+      raise ValueError(f'config.augment.repeated_aug={times} must divide the per-process batch '
+                       f'({batch}).')
+    self._times, self._batch = times, batch
+    self._distinct = batch // times
+
+  def __len__(self):
+    n = len(self._parent)
+    return n if n >= 2**62 else n // self._distinct * self._batch
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    group, slot = divmod(index, self._batch)
+    return self._parent[group * self._distinct + slot % self._distinct]
+
+  def __str__(self):
+    return f'RepeatInBatch(times={self._times}, batch={self._batch})'
+
+
 def train_element_spec(config, target_dims, batch_sharding=None):
   """`jax.ShapeDtypeStruct`s of one global training batch, as `make_train_dataset` yields it.
 
@@ -206,11 +247,15 @@ def make_train_dataset(config, process_index=None, process_count=None, streams=N
   if len(records) < data.batch_size:
     logging.warning('The train split holds %d videos, fewer than the batch of %d; batches '
                     'repeat videos.', len(records), data.batch_size)
-  loader = clips.TrainClipLoader(clips.ClipSpec.from_config(data), _aux_store(config, streams))
+  loader = clips.TrainClipLoader(clips.ClipSpec.from_config(data, config.get('augment')),
+                                 _aux_store(config, streams))
   ds = (grain.MapDataset.source(list(enumerate(records)))
         .shuffle(seed=int(data.shuffle_seed))
-        .repeat()
-        .random_map(loader, seed=_element_seed(int(data.shuffle_seed)))
+        .repeat())
+  repeats = repeated_augmentation(config.get('augment'))
+  if repeats > 1:
+    ds = _RepeatInBatch(ds, repeats, batch)
+  ds = (ds.random_map(loader, seed=_element_seed(int(data.shuffle_seed)))
         .batch(batch, drop_remainder=True))
   return _finish(ds[process_index::process_count], data)
 

@@ -33,7 +33,9 @@ LATER_KEYS = (
     (('train', 'ema_decay'), 0.0, lambda config: False),
     (('augment',), {'mixup_alpha': 0.0, 'cutmix_alpha': 0.0, 'mix_switch_prob': 0.5,
                     'mix_prob': 1.0, 'random_erase_prob': 0.0,
-                    'random_erase_area': [0.02, 1.0 / 3.0], 'random_erase_aspect': [0.3, 1.0 / 0.3]},
+                    'random_erase_area': [0.02, 1.0 / 3.0], 'random_erase_aspect': [0.3, 1.0 / 0.3],
+                    'randaugment_ops': 0, 'randaugment_magnitude': 7.0, 'randaugment_mstd': 0.5,
+                    'repeated_aug': 1},
      lambda config: not _augmenting(config)),
     (('init_from',), {'path': '', 'format': 'videomae', 'groups': 'backbone'},
      lambda config: not _get(config, ('init_from', 'path'), '')),
@@ -42,7 +44,9 @@ LATER_KEYS = (
 
 def _augmenting(config):
   a = _get(config, ('augment',), {}) or {}
-  return any(float(a.get(k, 0.0)) > 0 for k in ('mixup_alpha', 'cutmix_alpha', 'random_erase_prob'))
+  return (any(float(a.get(k, 0.0)) > 0 for k in ('mixup_alpha', 'cutmix_alpha', 'random_erase_prob',
+                                                 'randaugment_ops'))
+          or int(a.get('repeated_aug', 1)) > 1)
 
 
 def _without_seeds(config):
