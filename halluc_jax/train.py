@@ -16,6 +16,7 @@ from clu import periodic_actions
 from halluc_jax import checkpointing
 from halluc_jax import init_from
 from halluc_jax.evaluation import evaluate as evaluate_lib
+from halluc_jax.evaluation import results_io
 from halluc_jax import metrics_log
 from halluc_jax.perf import mfu as mfu_lib
 from halluc_jax import setup as setup_lib
@@ -100,9 +101,12 @@ def _flat_hparams(tree, prefix=''):
 
 
 def _write_config(config, workdir):
+  """config.json and environment.json (library versions; results_io copies it into summaries)."""
   if jax.process_index() == 0:
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
       f.write(config.to_json_best_effort(indent=1, sort_keys=True))
+    with open(os.path.join(workdir, results_io.ENVIRONMENT_FILE), 'w') as f:
+      json.dump(results_io.environment(), f, indent=1)
 
 
 # ---------------------------------------------------------------------------------------------

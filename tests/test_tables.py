@@ -170,6 +170,12 @@ def test_export_round_trip(tmp_path):
   assert test['hallucination'] == {'odf': _quality(0.25)}
   assert summary['git_commit'] is None or len(summary['git_commit']) == 40
   assert summary['date'].endswith('+00:00') and summary['evaluated']
+  assert summary['environment'] is None  # a workdir from before environment.json
+  env = results_io.environment()
+  assert env['packages']['jax'] and env['packages']['opencv-contrib-python-headless']
+  (tmp_path / 'wd' / results_io.ENVIRONMENT_FILE).write_text(json.dumps(env))
+  assert results_io.export(workdir, str(out))[1] != 'conflict'  # provenance only: not a new run
+  assert json.loads(open(path).read())['environment'] in (None, env)
 
   run = results_io.load_summary(path)
   assert run['config'] == config and run['test'] == test and run['seconds'] == 120.0

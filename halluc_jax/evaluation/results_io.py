@@ -16,6 +16,8 @@ renders the same table from either source. A run summary holds:
                does not record the commit it ran, so this is the exporter's
   git_dirty    whether that checkout had uncommitted changes to tracked files
   date         export time, ISO 8601 UTC; evaluated: modification time of the val result
+  environment  the trainer's `environment.json` (Python and library versions it ran with; the
+               extracted targets depend on OpenCV's), null for runs from before it was written
 
 The file is `<results_dir>/<name>_s<seed>.json`. An existing file is only replaced by the same
 run setting (equal config); a different config raises `ExportConflict` naming the file, and
@@ -28,6 +30,23 @@ import re
 import subprocess
 
 FORMAT = 'halluc_jax.run_summary/1'
+ENVIRONMENT_FILE = 'environment.json'
+# Distributions whose version can change a run's numbers (OpenCV: the extracted targets).
+ENVIRONMENT_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'numpy', 'grain', 'av',
+                        'opencv-contrib-python-headless', 'orbax-checkpoint')
+
+
+def environment():
+  """{'python': version, 'packages': {distribution: version or None}} of this process."""
+  import importlib.metadata  # pylint: disable=g-import-not-at-top
+  import platform  # pylint: disable=g-import-not-at-top
+  packages = {}
+  for name in ENVIRONMENT_PACKAGES:
+    try:
+      packages[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      packages[name] = None
+  return {'python': platform.python_version(), 'packages': packages}
 # Seconds of training wall time, in the order the trainer may name them in timing.json.
 TIMING_KEYS = ('train_seconds', 'wall_seconds', 'total_seconds', 'seconds')
 # Scalar fields of an eval result kept in a run summary (per-class dicts are dropped).
@@ -36,7 +55,7 @@ RESULT_KEYS = ('split', 'step', 'num_videos', 'num_views', 'multi_label', 'top1'
 HALLUCINATION_KEYS = ('cosine', 'r2', 'train_mean_cosine', 'train_mean_r2', 'num_clips')
 MAX_CONFUSION = 12  # the confusion matrix is kept up to this many classes
 # Fields that say where and when a summary was made, not what the run measured.
-PROVENANCE_KEYS = ('workdir', 'git_commit', 'git_dirty', 'date', 'evaluated')
+PROVENANCE_KEYS = ('workdir', 'git_commit', 'git_dirty', 'date', 'evaluated', 'environment')
 # Where the trainer writes each split's result inside a workdir (the first that exists).
 RESULT_PATHS = {'val': (('eval', 'eval_latest.json'), ('eval_latest.json',)),
                 'test': (('test', 'eval_latest.json'),)}
@@ -90,11 +109,13 @@ def load_workdir(workdir):
   if val_path is None:
     return f'{os.path.join(workdir, *RESULT_PATHS["val"][0])} is missing'
   test_path = _result_path(workdir, 'test')
+  env_path = os.path.join(workdir, ENVIRONMENT_FILE)
   try:
     seconds, seconds_from = wall_seconds(workdir)
     return {'workdir': workdir, 'config': read_json(config_path), 'eval': read_json(val_path),
             'test': read_json(test_path) if test_path else None, 'seconds': seconds,
-            'seconds_from': seconds_from, 'evaluated': _mtime_iso(val_path)}
+            'seconds_from': seconds_from, 'evaluated': _mtime_iso(val_path),
+            'environment': read_json(env_path) if os.path.isfile(env_path) else None}
   except (OSError, ValueError) as e:
     return f'unreadable JSON in {workdir}: {e}'
 
@@ -145,6 +166,7 @@ def summary_of(run, commit=None, dirty=None):
       'git_commit': commit, 'git_dirty': dirty,
       'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
       'evaluated': run.get('evaluated'),
+      'environment': run.get('environment'),
   }
 
 
