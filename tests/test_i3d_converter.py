@@ -81,9 +81,7 @@ def pytorch_to_tf(state, size, scoped=True):
   out = {}
   for path, _ in converter.units(size):
     u = '.'.join(path)
-    tf_name = converter.TF_EXCEPTIONS.get(path) or (
-        path[0] if len(path) == 1 else f'{path[0]}/{converter.TF_BRANCHES[path[1]]}')
-    p = f'{prefix}{tf_name}/'
+    p = f'{prefix}{converter.tf_unit_name(path)}/'
     out[p + 'conv_3d/w'] = np.asarray(state[f'{u}.conv3d.weight']).transpose(2, 3, 4, 1, 0)
     out[p + 'batch_norm/beta'] = np.asarray(state[f'{u}.bn.bias'])
     out[p + 'batch_norm/moving_mean'] = np.asarray(state[f'{u}.bn.running_mean'])

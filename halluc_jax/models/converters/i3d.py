@@ -20,7 +20,8 @@ which DeepMind's code and checkpoints name `Mixed_5b/Branch_2/Conv3d_0a_3x3` (TF
   bn/mean (batch_stats)              bn.running_mean                batch_norm/moving_mean
   bn/var (batch_stats)               bn.running_var                 batch_norm/moving_variance
   -                                  bn.num_batches_tracked (dropped; absent in old pickles)
-  logits (returned, not loaded)      logits.conv3d.{weight, bias}   Logits/Conv3d_0c_1x1/conv_3d/{w, b}
+  logits (returned, not loaded)      logits.conv3d.{weight, bias}   Logits/Conv3d_0c_1x1/conv_3d/
+                                                                    {w, b}
 
 DeepMind trained with Sonnet's BatchNorm without a scale, so their checkpoints have no gamma and
 ours is 1. Their RGB checkpoints put every name under `RGB/inception_i3d/`; `rgb_scratch_kin600`
@@ -32,7 +33,8 @@ Every checkpoint key is used, dropped by a rule above, or named in the error; ev
 the model's layout must be in the checkpoint with its shape. A checkpoint of another width or
 depth than the model (e.g. the full network into 'mini') is a shape or key error naming the
 parameter: weights are never sliced. The logits layer comes back separately as
-{'kernel': [C, classes], 'bias': [classes]}: our classifier is HAF + PredNet, which it does not fill.
+{'kernel': [C, classes], 'bias': [classes]}: our classifier is HAF + PredNet, which it does not
+fill.
 """
 import re
 
@@ -51,6 +53,13 @@ TF_SCOPE = 'RGB/inception_i3d/'
 TF_DROPPED = re.compile(r'(/Momentum$|^global_step$)')  # optimiser state, not the model
 TORCH_LOGITS = ('logits.conv3d.weight', 'logits.conv3d.bias')
 TF_LOGITS = ('Logits/Conv3d_0c_1x1/conv_3d/w', 'Logits/Conv3d_0c_1x1/conv_3d/b')
+
+
+def tf_unit_name(path):
+  """kinetics-i3d's scope (without the tower) of our unit `path`, e.g. ('Mixed_4b', 'b1a')."""
+  if path in TF_EXCEPTIONS:
+    return TF_EXCEPTIONS[path]
+  return path[0] if len(path) == 1 else f'{path[0]}/{TF_BRANCHES[path[1]]}'
 
 
 def units(size, in_channels=3):
@@ -177,8 +186,7 @@ def convert_tf(state, size):
   r = _Reader(state)
   params, stats = {}, {}
   for path, kernel in units(size):
-    u = TF_EXCEPTIONS.get(path) or (path[0] if len(path) == 1
-                                    else f'{path[0]}/{TF_BRANCHES[path[1]]}')
+    u = tf_unit_name(path)
     c = kernel[-1]
     _put(params, path + ('conv3d', 'kernel'), r.get(f'{u}/conv_3d/w', kernel))
     _put(params, path + ('bn', 'scale'),
