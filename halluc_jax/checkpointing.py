@@ -13,6 +13,7 @@ Atomicity is orbax's: a step is written to a temporary directory and renamed int
 when complete, so a crash (SIGKILL, power loss) during a save leaves the previous step as the
 latest usable one; unfinished temporary directories are removed at the next start.
 """
+import json
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ import threading
 
 import grain
 import jax
+import ml_collections
 import orbax.checkpoint as ocp
 
 _BYTES_TAG = '__bytes__'
@@ -154,6 +156,36 @@ def restore_variables(directory, step=None, keys=('params', 'batch_stats')):
   finally:
     manager.close()
   return step, {k: restored.get(k, {}) for k in keys}
+
+
+def load_run_config(workdir):
+  """The ConfigDict a trained workdir ran with (its config.json), or a clear error."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{path} not found: --workdir must be a directory written by '
+                            '`python -m halluc_jax.main`.')
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def restore_run(workdir):
+  """(step, {'params', 'batch_stats'}) of the newest complete checkpoint, or a clear error.
+
+  A run trained with an EMA of its weights (`config.train.ema_decay`) is read as its EMA copy,
+  the weights its evaluation scored.
+  """
+  ckpt_dir = os.path.join(workdir, 'checkpoints')
+  try:
+    step, variables = restore_variables(
+        ckpt_dir, keys=('params', 'batch_stats', 'ema_params'))
+    ema = variables.pop('ema_params')
+    if ema:
+      variables['params'] = ema
+    return step, variables
+  except FileNotFoundError:
+    raise FileNotFoundError(f'No checkpoint in {os.path.abspath(ckpt_dir)}: train first (python -m '
+                            'halluc_jax.main --workdir ...) or point --workdir at a trained '
+                            'run.') from None
 
 
 class PreemptionSignal:

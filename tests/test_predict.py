@@ -12,6 +12,8 @@ import jax
 import numpy as np
 import pytest
 
+from halluc_jax import checkpointing
+
 from halluc_jax.tools import predict
 from halluc_jax.tools import tables
 from halluc_jax import setup as setup_lib
@@ -95,7 +97,7 @@ def test_same_preprocessing_and_probabilities_as_the_eval_pipeline(trained):
   views = [b['video'][b['video_index'] == 0] for b in pipeline.make_eval_dataset(config, 0, 1)]
   views = np.concatenate(views)
   assert len(views) == result['num_views'] == config.data.eval_clips
-  step, variables = predict.restore_latest(str(workdir))
+  step, variables = checkpointing.restore_run(str(workdir))
   model = setup_lib.build_model(config)
   forward = jax.jit(lambda v, x: model.apply(v, x, train=False)['logits'])
   logits = np.asarray(jax.device_get(forward(variables, views)))

@@ -18,12 +18,10 @@ Parameters come from the newest step under `<workdir>/checkpoints/<step>/state`,
 neither the optimiser state nor the training data is needed.
 """
 import dataclasses
-import json
 import logging
 import os
 
 import jax
-import ml_collections
 import numpy as np
 from absl import app
 from absl import flags
@@ -41,35 +39,6 @@ _VIDEO = flags.DEFINE_string('video', None, 'Video file to classify (any format 
 _NUM_CLIPS = flags.DEFINE_integer('num_clips', None, 'Clips per video; default '
                                   'config.data.eval_clips of the workdir.')
 _TOP_K = flags.DEFINE_integer('top_k', 5, 'How many labels to print.')
-
-
-def load_config(workdir):
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'{path} not found: --workdir must be a directory written by '
-                            '`python -m halluc_jax.main`.')
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
-
-
-def restore_latest(workdir):
-  """(step, {'params', 'batch_stats'}) of the newest complete checkpoint, or a clear error.
-
-  A run trained with an EMA of its weights (`config.train.ema_decay`) is read as its EMA copy,
-  the weights its evaluation scored.
-  """
-  ckpt_dir = os.path.join(workdir, 'checkpoints')
-  try:
-    step, variables = checkpointing.restore_variables(
-        ckpt_dir, keys=('params', 'batch_stats', 'ema_params'))
-    ema = variables.pop('ema_params')
-    if ema:
-      variables['params'] = ema
-    return step, variables
-  except FileNotFoundError:
-    raise FileNotFoundError(f'No checkpoint in {os.path.abspath(ckpt_dir)}: train first (python -m '
-                            'halluc_jax.main --workdir ...) or point --workdir at a trained '
-                            'run.') from None
 
 
 def stream_dims_of(params):
@@ -130,8 +99,8 @@ def predict_video(workdir, video_path, num_clips=None, top_k=5):
      predicted variance} or None when the model was not trained with the uncertainty loss,
      'structure': CENet's covariance structure or None}.
   """
-  config = load_config(workdir)
-  step, variables = restore_latest(workdir)
+  config = checkpointing.load_run_config(workdir)
+  step, variables = checkpointing.restore_run(workdir)
   views = decode_views(video_path, config, num_clips)
   if not variables['batch_stats']:
     variables.pop('batch_stats')

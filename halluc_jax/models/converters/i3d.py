@@ -157,6 +157,29 @@ def convert_pytorch(state, size):
   return {'params': params, 'batch_stats': stats}, logits
 
 
+def to_pytorch(variables, size):
+  """Our backbone's {'params', 'batch_stats'} -> a pytorch-i3d state dict (no logits layer).
+
+  The inverse of `convert_pytorch` (kernels back to [out, in, t, h, w]), for exporting a
+  trained backbone in a layout other code reads (`python -m halluc_jax.tools.export_backbone`).
+  """
+  def at(tree, path):
+    for key in path:
+      tree = tree[key]
+    return np.asarray(tree, np.float32)
+
+  state = {}
+  for path, _ in units(size):
+    u = '.'.join(path)
+    state[f'{u}.conv3d.weight'] = np.ascontiguousarray(
+        at(variables['params'], path + ('conv3d', 'kernel')).transpose(4, 3, 0, 1, 2))
+    state[f'{u}.bn.weight'] = at(variables['params'], path + ('bn', 'scale'))
+    state[f'{u}.bn.bias'] = at(variables['params'], path + ('bn', 'bias'))
+    state[f'{u}.bn.running_mean'] = at(variables['batch_stats'], path + ('bn', 'mean'))
+    state[f'{u}.bn.running_var'] = at(variables['batch_stats'], path + ('bn', 'var'))
+  return state
+
+
 def strip_tf_scope(state):
   """kinetics-i3d names without their tower scope ('RGB/inception_i3d/'); the Flow tower is an
   error (2 input channels), optimiser slots and `global_step` are dropped."""
