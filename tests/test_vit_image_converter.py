@@ -156,12 +156,30 @@ def to_big_vision(state, scanned=False, prefix='params/'):
   return {prefix + k: v for k, v in out.items()}
 
 
-@pytest.mark.parametrize('scanned', [False, True])
-def test_big_vision_npz_gives_the_timm_params(tmp_path, scanned):
+def to_original_vit(state):
+  """The original ViT repository's names: other module indices, the table under Transformer."""
+  renames = (('MultiHeadDotProductAttention_0/', 'MultiHeadDotProductAttention_1/'),
+             ('LayerNorm_1/', 'LayerNorm_2/'), ('MlpBlock_0/', 'MlpBlock_3/'),
+             ('pos_embedding', 'Transformer/posembed_input/pos_embedding'))
+  out = {}
+  for name, value in to_big_vision(state, prefix='').items():
+    for old, new in renames:
+      name = name.replace(old, new) if name.startswith('Transformer/') or old == name else name
+    out[name] = value
+  return out
+
+
+@pytest.mark.parametrize('layout', ['big_vision', 'scanned', 'original_vit'])
+def test_big_vision_npz_gives_the_timm_params(tmp_path, layout):
   state = _state(_timm_model())
   want, _, _ = _convert(state, 2, 4)
   path = str(tmp_path / 'vit.npz')
-  np.savez(path, **to_big_vision(state, scanned))
+  exported = to_original_vit(state) if layout == 'original_vit' else to_big_vision(
+      state, scanned=layout == 'scanned')
+  if layout == 'original_vit':
+    assert 'Transformer/encoderblock_0/MlpBlock_3/Dense_0/kernel' in exported
+    assert 'Transformer/posembed_input/pos_embedding' in exported
+  np.savez(path, **exported)
   got, _, notes = _convert(vit_image.load_npz(path), 2, 4)
   assert 'fc_norm <- Transformer/encoder_norm' in notes
   assert jax.tree.structure(got) == jax.tree.structure(want)

@@ -69,13 +69,20 @@ def _take(state, name, used):
 
 def _timm_blocks(state, num_heads, used):
   """Our encoder tree from timm's `blocks.N.*`."""
-  depth = 1 + max(int(m.group(1)) for m in (re.match(r'^blocks\.(\d+)\.', k) for k in state) if m)
-  linear = lambda n: {'kernel': _take(state, f'{n}.weight', used).T, 'bias': _take(state, f'{n}.bias', used)}
-  norm = lambda n: {'scale': _take(state, f'{n}.weight', used), 'bias': _take(state, f'{n}.bias', used)}
+  depth = 1 + max(int(m.group(1)) for m in (re.match(r'^blocks\.(\d+)\.', k) for k in state)
+                  if m)
+
+  def linear(n):  # torch Linear [out, in] -> flax [in, out]
+    return {'kernel': _take(state, f'{n}.weight', used).T, 'bias': _take(state, f'{n}.bias', used)}
+
+  def norm(n):
+    return {'scale': _take(state, f'{n}.weight', used), 'bias': _take(state, f'{n}.bias', used)}
+
   encoder = {}
   for i in range(depth):
     p = f'blocks.{i}'
-    qkv_w, qkv_b = _take(state, f'{p}.attn.qkv.weight', used), _take(state, f'{p}.attn.qkv.bias', used)
+    qkv_w = _take(state, f'{p}.attn.qkv.weight', used)
+    qkv_b = _take(state, f'{p}.attn.qkv.bias', used)
     width = qkv_w.shape[1]
     if qkv_w.shape != (3 * width, width) or width % num_heads:
       raise ValueError(f'{p}.attn.qkv.weight has shape {qkv_w.shape}; expected [3D, D] with D '
@@ -85,10 +92,11 @@ def _timm_blocks(state, num_heads, used):
     attention = {name: {'kernel': qkv_w[j * width:(j + 1) * width].T.reshape(width, num_heads, dh),
                         'bias': qkv_b[j * width:(j + 1) * width].reshape(num_heads, dh)}
                  for j, name in enumerate(('query', 'key', 'value'))}
-    attention['out'] = {'kernel': proj['kernel'].reshape(num_heads, dh, width), 'bias': proj['bias']}
-    encoder[f'block_{i:02d}'] = {'norm1': norm(f'{p}.norm1'), 'norm2': norm(f'{p}.norm2'),
-                                 'attention': attention,
-                                 'mlp': {'fc1': linear(f'{p}.mlp.fc1'), 'fc2': linear(f'{p}.mlp.fc2')}}
+    attention['out'] = {'kernel': proj['kernel'].reshape(num_heads, dh, width),
+                        'bias': proj['bias']}
+    encoder[f'block_{i:02d}'] = {
+        'norm1': norm(f'{p}.norm1'), 'norm2': norm(f'{p}.norm2'), 'attention': attention,
+        'mlp': {'fc1': linear(f'{p}.mlp.fc1'), 'fc2': linear(f'{p}.mlp.fc2')}}
   return encoder
 
 
@@ -114,12 +122,15 @@ def _from_timm(state, num_heads, used):
 def _bv_block_names(state, block):
   """{'norm1', 'norm2', 'attention', 'mlp'} -> module prefix inside one big_vision block."""
   subs = sorted({k[len(block):].split('/')[0] for k in state if k.startswith(block)})
-  by_kind = {kind: sorted((s for s in subs if s.startswith(kind + '_')), key=lambda s: int(s.split('_')[-1]))
+  index = lambda s: int(s.split('_')[-1])
+  by_kind = {kind: sorted((s for s in subs if s.startswith(kind + '_')), key=index)
              for kind in ('LayerNorm', 'MultiHeadDotProductAttention', 'MlpBlock')}
   if [len(v) for v in by_kind.values()] != [2, 1, 1]:
-    raise ValueError(f'{block}: expected two LayerNorms, one attention and one MlpBlock, have {subs}.')
+    raise ValueError(f'{block}: expected two LayerNorms, one attention and one MlpBlock, '
+                     f'have {subs}.')
   ln, (mha,), (mlp,) = by_kind.values()
-  return {'norm1': block + ln[0], 'norm2': block + ln[1], 'attention': block + mha, 'mlp': block + mlp}
+  return {'norm1': block + ln[0], 'norm2': block + ln[1], 'attention': block + mha,
+          'mlp': block + mlp}
 
 
 def _from_big_vision(state, num_heads, used):
@@ -135,8 +146,11 @@ def _from_big_vision(state, num_heads, used):
   encoder = {}
   for i, block in enumerate(blocks):
     names = _bv_block_names(state, block)
-    get = lambda n: _take(state, n, used)[i] if scanned else _take(state, n, used)  # pylint: disable=cell-var-from-loop
-    leaf = lambda n, k: {k: get(f'{n}/{k}'), 'bias': get(f'{n}/bias')}
+
+    def leaf(n, k, i=i):  # a scanned array holds every block on its first axis
+      get = lambda name: _take(state, name, used)[i] if scanned else _take(state, name, used)
+      return {k: get(f'{n}/{k}'), 'bias': get(f'{n}/bias')}
+
     attention = {}
     for part in ('query', 'key', 'value', 'out'):
       attention[part] = leaf(f"{names['attention']}/{part}", 'kernel')
