@@ -5,7 +5,7 @@ our ViViT flattens its tokens) is resized to the model's grid (t', h', w') separ
 interpolation over time, bicubic (or linear) over space, all with half-pixel centres (PyTorch's
 `interpolate(..., align_corners=False)` without antialiasing, so downsampling is plain
 interpolation). Bicubic over space is what VideoMAE's fine-tuning and timm do for a new
-resolution; scenic and big_vision zoom linearly with corners aligned instead, and scenic keeps
+resolution (timm also antialiases when shrinking a table, which this does not); scenic and big_vision zoom linearly with corners aligned instead, and scenic keeps
 the temporal size by tiling an image table over time (`tile`). docs/method.md 'Pretrained weights'.
 """
 import numpy as np
