@@ -253,8 +253,19 @@ def get_config(arg=None):
   # ---- Pretrained weights (halluc_jax/init_from.py): a fresh run's backbone from a checkpoint. ----
   c.init_from = ml_collections.ConfigDict()
   c.init_from.path = ''  # '' = from scratch; e.g. a VideoMAE .safetensors / .bin / .pth
-  c.init_from.format = 'videomae'  # needs stem='patch', posemb='sincos', gelu='erf'
+  # 'videomae' (needs stem='patch', gelu='erf', posemb='sincos' or, for a checkpoint with a
+  # learned pos_embed, 'learned'); 'timm_vit' (.safetensors / .pth) or 'big_vision_vit' (.npz)
+  # image ViTs (stem='patch', posemb='learned', gelu='erf', kind='spatio_temporal');
+  # 'i3d_pytorch' (pytorch-i3d .pt / .safetensors) or 'i3d_tf' (kinetics-i3d TF1 prefix) onto
+  # backbone.name='i3d' of the checkpoint's variant.
+  c.init_from.format = 'videomae'
   c.init_from.groups = 'backbone'
+  # Image formats: the 2-D patch kernel on the 'central' frame of the tubelet (scenic's ViViT
+  # configs) or 'average' (kernel / t on every frame).
+  c.init_from.inflate = 'central'
+  # Grid of the checkpoint's learned position table, 't,h,w' ('h,w' for images); '' = the
+  # model's time size and a square image. A different model grid resizes the table.
+  c.init_from.source_grid = ''
 
   c.mesh = ml_collections.ConfigDict()
   # Data parallel over 'data'; 'fsdp' also splits the batch and shards parameters + optimiser

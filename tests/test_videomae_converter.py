@@ -151,3 +151,23 @@ def test_safetensors_checkpoints_load_without_torch(tmp_path):
   np.testing.assert_array_equal(loaded['blocks.0.attn.qkv.weight'], state['blocks.0.attn.qkv.weight'])
   with pytest.raises(FileNotFoundError):
     state_dict_lib.load(str(tmp_path / 'absent.pth'))
+
+
+def test_sincos_checkpoint_converts_for_other_frame_counts_and_resolutions():
+  """The fixed table is not in the checkpoint: ours is recomputed for any grid, as transformers
+  recomputes its own for a config with other num_frames / image_size and the same weights."""
+  torch = pytest.importorskip('torch')
+  transformers = pytest.importorskip('transformers')
+  size = SIZES[0]
+  small = _hf_model(*size)
+  params, _ = videomae.convert(_state(small), num_heads=size[2])
+  frames, crop = 8, 48  # grid 4x3x3 instead of 2x2x2
+  cfg = transformers.VideoMAEConfig(**dict(small.config.to_dict(), num_frames=frames, image_size=crop))
+  big = transformers.VideoMAEForVideoClassification(cfg).eval()
+  big.load_state_dict(small.state_dict())
+  clip = np.random.default_rng(2).standard_normal((2, frames, crop, crop, 3)).astype(np.float32)
+  with torch.no_grad():
+    tokens = big.videomae(pixel_values=torch.from_numpy(clip).permute(0, 1, 4, 2, 3)).last_hidden_state
+    want = big.fc_norm(tokens.mean(1)).numpy()
+  got = np.asarray(_ours(*size).apply({'params': params}, clip, train=False))
+  assert _rel(got, want) <= 1e-4

@@ -39,6 +39,13 @@ LATER_KEYS = (
      lambda config: not _augmenting(config)),
     (('init_from',), {'path': '', 'format': 'videomae', 'groups': 'backbone'},
      lambda config: not _get(config, ('init_from', 'path'), '')),
+    # Image-ViT inflation and the table's source grid (after the init_from block): no effect
+    # for the other formats / at the inferred grid.
+    (('init_from', 'inflate'), 'central',
+     lambda config: _get(config, ('init_from', 'format'), 'videomae') not in
+     ('timm_vit', 'big_vision_vit')),
+    (('init_from', 'source_grid'), '',
+     lambda config: not _get(config, ('init_from', 'source_grid'), '')),
 )
 
 

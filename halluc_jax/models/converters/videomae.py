@@ -16,7 +16,8 @@ Both are first renamed to the original layout, then mapped onto our tree: torch 
 ours is zero; the tubelet conv [D, 3, t, p, p] becomes [t, p, p, 3, D]. Every checkpoint key is
 either used or named in the error; the classifier head is returned separately (ours is HAF +
 PredNet, which a checkpoint's linear head does not fill). The model must use `posemb='sincos'`
-(VideoMAE's fixed table) unless the checkpoint has a learned `pos_embed`, and `gelu='erf'`.
+(VideoMAE's fixed table) unless the checkpoint has a learned `pos_embed` (then 'learned'; init_from
+resizes it to the model's grid with posemb.py), and `gelu='erf'`.
 """
 import re
 
