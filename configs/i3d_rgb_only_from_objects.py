@@ -1,0 +1,36 @@
+"""Transfer across presets: configs/i3d_rgb_only.py with its backbone initialised from an I3D
+trained on the other embedded preset (issue 13 item 8; README 'Fine-tuning from our own
+checkpoint').
+
+The source: configs/i3d_rgb_only.py, seed 0, trained on the `objects` preset, its backbone
+exported in pytorch-i3d's layout and read back by `config.init_from` (format 'i3d_pytorch'):
+
+  python -m halluc_jax.main --config configs/i3d_rgb_only.py \
+      --workdir workdirs/transfer/i3d_rgb_only_objects_s0 --config.seed=0 --config.data.shuffle_seed=0
+  python -m halluc_jax.tools.export_backbone --workdir workdirs/transfer/i3d_rgb_only_objects_s0 \
+      --out workdirs/transfer/i3d_objects_s0.safetensors
+
+Then this row against training from scratch, on the `motion` preset, seeds 0-2:
+
+  HALLUC_PRESET=motion HALLUC_ROWS="i3d_rgb_only i3d_rgb_only_from_objects" HALLUC_SEEDS="0 1 2" \
+      HALLUC_RESULTS_DIR=results/transfer/motion_i3d bash run.sh ablation
+
+Everything but the backbone's initial weights (and BatchNorm statistics) is the scratch row's:
+the same recipe, learning rate and schedule, HAF and PredNet at their init.
+
+Result: see README 'Fine-tuning from our own checkpoint' (results/transfer/).
+"""
+import os
+import runpy
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = 'workdirs/transfer/i3d_objects_s0.safetensors'
+
+
+def get_config(arg=None):
+  """configs/i3d_rgb_only.py with init_from = the objects-trained I3D backbone."""
+  c = runpy.run_path(os.path.join(_HERE, 'i3d_rgb_only.py'))['get_config'](arg)
+  c.init_from.path = SOURCE
+  c.init_from.format = 'i3d_pytorch'
+  c.name = 'i3d_rgb_only_from_objects'
+  return c
