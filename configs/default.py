@@ -66,6 +66,9 @@ def get_config(arg=None):
   # end linear; eval reports in the original space (docs/method.md "Target standardisation").
   c.data.standardize_targets = True
   c.data.shuffle_seed = 0
+  # Cached features of a frozen backbone instead of videos (data/feature_cache.py; written by
+  # `python -m halluc_jax.tools.cache_features`; needs optim.backbone_lr_mult = 0). '' = off.
+  c.data.feature_cache = ''
 
   # ---- Fine-tuning augmentation, all off here. In the train step (halluc_jax/data/
   # batch_augment.py), on the classification pass only: mixup, cutmix, random erasing. VideoMAE

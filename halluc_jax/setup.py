@@ -67,7 +67,8 @@ def build_model(config, streams=None):
     streams = streams_in_use(config)
   return hallucinator.build_model(config.model, streams.dims, config.data.num_classes,
                                   streams.groups or None, aux_targets.standardize_enabled(config),
-                                  frozen_backbone=float(config.optim.backbone_lr_mult) <= 0)
+                                  frozen_backbone=float(config.optim.backbone_lr_mult) <= 0,
+                                  cached_features=bool(pipeline.cache_dir(config)))
 
 
 def schedule_lengths(config, steps_per_epoch=None):
@@ -121,8 +122,7 @@ class Setup:
     self.batch_sharding = sharding.batch_sharding(self.mesh)
     self.replicated = sharding.replicated(self.mesh)
 
-    d = config.data
-    video = jnp.zeros((1, d.num_frames, d.crop_size, d.crop_size, 3), jnp.float32)
+    video = jnp.zeros((1,) + tuple(pipeline.model_input_shape(config)), jnp.float32)
 
     def init_variables(rng):
       params_rng, dropout_rng = jax.random.split(rng)

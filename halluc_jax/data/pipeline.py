@@ -30,6 +30,10 @@ Batch dict (numpy, leading dim = per-process batch B):
   a coordinate constant on the train split, `aux_targets.varying_coordinates`).
 `train_element_spec` gives the shapes of a global training batch without reading data (the dry
 run compiles the train step for it); a test holds it to what `make_train_dataset` yields.
+
+With `config.data.feature_cache` (data/feature_cache.py) both pipelines read the cached backbone
+features of each clip instead of decoding videos: 'video' is then [B, *feature_shape], with the
+same labels, targets, video_index and (eval) view_index.
 """
 import functools
 import logging
@@ -43,6 +47,7 @@ import numpy as np
 from halluc_jax.data import annotations
 from halluc_jax.data import aux_targets
 from halluc_jax.data import clips
+from halluc_jax.data import feature_cache
 
 
 def _process_info(process_index, process_count):
@@ -200,6 +205,49 @@ class _RepeatInBatch(grain.MapDataset):
     return f'RepeatInBatch(times={self._times}, batch={self._batch})'
 
 
+def cache_dir(config):
+  """config.data.feature_cache ('' = none): cached backbone features replace the videos."""
+  return str(config.data.get('feature_cache', '') or '')
+
+
+def model_input_shape(config):
+  """Shape of one clip as the model reads it: [T, S, S, 3], or the cached feature shape."""
+  d = config.data
+  if cache_dir(config):
+    return feature_cache.feature_shape(cache_dir(config))
+  return (int(d.num_frames), int(d.crop_size), int(d.crop_size), 3)
+
+
+class _CachedLoader:
+  """A cached record (or -1: padding) -> a batch element with the split's labels and targets."""
+
+  def __init__(self, source, records, spec, aux_store, feature_shape, with_view):
+    self.source, self.spec, self.aux_store = source, spec, aux_store
+    self.video_ids = [r.video_id for r in records]
+    self.labels = [r.label for r in records]
+    self.shape, self.with_view = tuple(feature_shape), with_view
+
+  def __call__(self, index):
+    if index < 0:  # eval padding
+      out = {'video': np.zeros(self.shape, np.float32),
+             'label': clips.label_array(self.labels[0], self.spec) * 0,
+             'valid': np.float32(0.0), 'video_index': np.int32(-1),
+             **clips.aux_fields(self.aux_store, None)}
+      return dict(out, view_index=np.int32(-1)) if self.with_view else out
+    rec = self.source[int(index)]
+    row = int(rec['video_index'])
+    out = {'video': rec['features'], 'label': clips.label_array(self.labels[row], self.spec),
+           'valid': np.float32(1.0), 'video_index': np.int32(row),
+           **clips.aux_fields(self.aux_store, self.video_ids[row])}
+    return dict(out, view_index=np.int32(rec['view'])) if self.with_view else out
+
+
+def _cached_source(config, split):
+  manifest = feature_cache.read_manifest(cache_dir(config))
+  feature_cache.check_matches(manifest, config, cache_dir(config))
+  return feature_cache.SplitSource(cache_dir(config), split), manifest
+
+
 def train_element_spec(config, target_dims, batch_sharding=None):
   """`jax.ShapeDtypeStruct`s of one global training batch, as `make_train_dataset` yields it.
 
@@ -213,7 +261,7 @@ def train_element_spec(config, target_dims, batch_sharding=None):
   b = int(d.batch_size)
   sds = functools.partial(jax.ShapeDtypeStruct, sharding=batch_sharding)
   batch = {
-      'video': sds((b, d.num_frames, d.crop_size, d.crop_size, 3), np.float32),
+      'video': sds((b,) + tuple(model_input_shape(config)), np.float32),
       'label': sds((b, d.num_classes), np.float32) if d.multi_label else sds((b,), np.int32),
       'valid': sds((b,), np.float32),
       'video_index': sds((b,), np.int32)}
@@ -247,6 +295,13 @@ def make_train_dataset(config, process_index=None, process_count=None, streams=N
   if len(records) < data.batch_size:
     logging.warning('The train split holds %d videos, fewer than the batch of %d; batches '
                     'repeat videos.', len(records), data.batch_size)
+  if cache_dir(config):  # cached backbone features instead of decoded clips
+    source, manifest = _cached_source(config, data.train_split)
+    loader = _CachedLoader(source, records, clips.ClipSpec.from_config(data),
+                           _aux_store(config, streams), manifest['feature_shape'], False)
+    ds = (grain.MapDataset.range(len(source)).shuffle(seed=int(data.shuffle_seed)).repeat()
+          .map(loader).batch(batch, drop_remainder=True))
+    return _finish(ds[process_index::process_count], data)
   loader = clips.TrainClipLoader(clips.ClipSpec.from_config(data, config.get('augment')),
                                  _aux_store(config, streams))
   ds = (grain.MapDataset.source(list(enumerate(records)))
@@ -297,6 +352,17 @@ def make_eval_dataset(config, process_index=None, process_count=None, split=None
   if spec.resize_short < spec.crop_size:
     raise ValueError(f'config.data.resize_short ({spec.resize_short}) must be >= '
                      f'config.data.crop_size ({spec.crop_size}) for eval crops.')
+  if cache_dir(config):
+    source, manifest = _cached_source(config, split or data.eval_split)
+    rows = manifest['splits'][split or data.eval_split]['video_index']
+    mine = [i for i, row in enumerate(rows) if row % process_count == process_index]
+    per_video = spec.eval_clips * spec.eval_crops
+    num_batches = math.ceil(math.ceil(len(records) / process_count) * per_video / batch)
+    mine += [-1] * (num_batches * batch - len(mine))
+    loader = _CachedLoader(source, records, spec, _aux_store(config, streams),
+                           manifest['feature_shape'], True)
+    return _finish(grain.MapDataset.source(mine).map(loader).batch(batch, drop_remainder=True),
+                   data)
   views = eval_view_indices(len(records), spec, batch, process_index, process_count)
   loader = clips.EvalViewLoader(spec, records, _aux_store(config, streams))
   ds = grain.MapDataset.source(views).map(loader).batch(batch, drop_remainder=True)

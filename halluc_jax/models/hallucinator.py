@@ -68,6 +68,16 @@ class HallucinationNet(nn.Module):
     return out
 
 
+class CachedFeatures(nn.Module):
+  """The backbone of a run on cached features (`config.data.feature_cache`): its input already
+  is X(rgb), computed once by the frozen backbone (data/feature_cache.py)."""
+
+  @nn.compact
+  def __call__(self, features, *, train):
+    del train
+    return features
+
+
 def _model_dtype(name):
   try:
     return jnp.dtype(name)
@@ -105,7 +115,7 @@ def backbone_label(backbone_cfg):
 
 
 def build_model(model_cfg, stream_dims, num_classes, stream_groups=None,
-                standardized_targets=False, frozen_backbone=False):
+                standardized_targets=False, frozen_backbone=False, cached_features=False):
   """Builds a HallucinationNet from `config.model`.
 
   Args:
@@ -119,6 +129,8 @@ def build_model(model_cfg, stream_dims, num_classes, stream_groups=None,
       reaches z's range; `model.streams.pn` still ends HAF.
     frozen_backbone: `config.optim.backbone_lr_mult` is 0: the backbone then runs in inference
       mode in training as well (HallucinationNet.frozen_backbone).
+    cached_features: the model reads cached backbone features (`CachedFeatures`), so it has no
+      backbone parameters; needs `frozen_backbone`.
 
   Returns:
     An un-initialised HallucinationNet; its variables are 'params' and 'batch_stats', and
@@ -131,7 +143,10 @@ def build_model(model_cfg, stream_dims, num_classes, stream_groups=None,
   dims = tuple(sorted((str(k), int(v)) for k, v in dict(stream_dims).items()))
   groups = dict(stream_groups if stream_groups is not None else m.streams.get('groups', {}))
   dtype = _model_dtype(m.dtype)
-  backbone = build_backbone(m.backbone, dtype)
+  if cached_features and not frozen_backbone:
+    raise ValueError('config.data.feature_cache holds a frozen backbone\'s features: set '
+                     'config.optim.backbone_lr_mult=0 (the backbone cannot train on a cache).')
+  backbone = CachedFeatures() if cached_features else build_backbone(m.backbone, dtype)
   k = m.streams.num_sketches
   # HAF matches the streams when they share one size (weighted-mean fusion needs that).
   haf_dim = m.streams.haf_dim or (dims[0][1] if len({v for _, v in dims}) == 1
