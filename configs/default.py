@@ -248,6 +248,7 @@ def get_config(arg=None):
   c.optim.clip_norm = 1.0  # global-norm clipping; 0 = off
   c.optim.hal_pass_backbone_lr_mult = 1.0  # backbone lr factor in pass 1 (alternating scheme)
   c.optim.backbone_lr_mult = 1.0  # 0 = frozen backbone; ~0.1 for a pretrained one (docs/method.md §9.4)
+  c.optim.frozen_groups = ()  # groups never updated, e.g. ('streams', 'cenet') (stage 2, §2.6)
   # Layer-wise lr decay (halluc_jax/models/layer_decay.py): backbone layer i of n learns at
   # lr * decay ** (n - i); 1 = off. VideoMAE fine-tunes ViT-S/B at 0.75 (docs/method.md, 'Fine-tuning recipe').
   c.optim.layer_decay = 1.0

@@ -12,8 +12,13 @@
                            'average'd over the tubelet
   config.init_from.source_grid  grid of the checkpoint's learned position table, 't,h,w' (or
                            'h,w' for images); '' = the model's time size and a square image
-  config.init_from.groups  'backbone' (the only group a checkpoint's linear head cannot fill:
-                           our HAF + PredNet and the streams stay at their init)
+  config.init_from.groups  'backbone' (the only group a published checkpoint can fill: our HAF +
+                           PredNet and the streams stay at their init); for format 'run' any
+                           comma list of the model's groups, e.g. 'streams,cenet'
+  format 'run'             a workdir of our own trainer (its newest checkpoint, the EMA copy
+                           when it kept one): the groups named are loaded as they are, params and
+                           batch_stats (stage 2 of the large-scale protocol, docs/method.md,
+                           'Frozen backbone and cached features')
 
 Only a run without a checkpoint of its own is initialised: a resumed run restores its own state.
 Each format's reader gives the backbone's variables ({'params': ..., 'batch_stats': ...}, the
@@ -26,6 +31,8 @@ import jax
 import numpy as np
 from absl import logging
 
+from halluc_jax import checkpointing
+from halluc_jax.models import hallucinator
 from halluc_jax.models import variants
 from halluc_jax.models.converters import state_dict as state_dict_lib
 from halluc_jax.models.converters import posemb as posemb_lib
@@ -33,7 +40,6 @@ from halluc_jax.models.converters import videomae
 from halluc_jax.models.converters import i3d as i3d_converter
 from halluc_jax.models.converters import vit_image
 
-GROUPS = ('backbone',)
 COLLECTIONS = ('params', 'batch_stats')
 
 
@@ -133,19 +139,54 @@ def _i3d_tf(path, config):
   return variables, []
 
 
-# format -> reader(path, config) -> ({collection: backbone subtree}, [resized names]).
+def _run(path, config, groups):
+  """{collection: {group: subtree}} of the named groups of one of our runs (a workdir)."""
+  _, variables = checkpointing.restore_run(path)
+  out = {}
+  for collection in COLLECTIONS:
+    have = variables.get(collection) or {}
+    picked = {g: have[g] for g in groups if g in have}
+    if picked:
+      out[collection] = picked
+  missing = [g for g in groups if g not in variables.get('params', {})
+             and g not in variables.get('batch_stats', {})]
+  if missing:
+    raise ValueError(f'config.init_from.groups names {missing}, absent from the run in {path} '
+                     f'(it has {sorted(variables.get("params", {}))}).')
+  del config
+  return out, []
+
+
+# Published formats: reader(path, config) -> ({collection: backbone subtree}, [resized names]).
 FORMATS = {'videomae': _videomae, 'timm_vit': _timm_vit, 'big_vision_vit': _big_vision_vit,
            'i3d_pytorch': _i3d_pytorch, 'i3d_tf': _i3d_tf}
+RUN_FORMAT = 'run'  # our own workdir: any groups
 
 
-def converted_backbone(init_cfg, config):
-  """({collection: backbone variables}, resized names) of the checkpoint at init_cfg.path."""
-  if init_cfg.format not in FORMATS:
+def requested_groups(init_cfg):
+  """The groups config.init_from.groups names, checked against the format."""
+  groups = tuple(g.strip() for g in str(init_cfg.groups).split(',') if g.strip())
+  unknown = sorted(set(groups) - set(hallucinator.PARAM_GROUPS))
+  if not groups or unknown:
+    raise ValueError(f'config.init_from.groups={init_cfg.groups!r}; expected a comma list of '
+                     f'{hallucinator.PARAM_GROUPS}.')
+  if init_cfg.format != RUN_FORMAT and groups != ('backbone',):
+    raise ValueError(f"config.init_from.groups={init_cfg.groups!r}: a published checkpoint "
+                     f"(format {init_cfg.format!r}) fills the backbone only; use format "
+                     f"'{RUN_FORMAT}' to load other groups from one of our runs.")
+  return groups
+
+
+def converted_variables(init_cfg, config):
+  """({collection: {group: variables}}, resized names) of the checkpoint at init_cfg.path."""
+  if init_cfg.format not in FORMATS and init_cfg.format != RUN_FORMAT:
     raise ValueError(f'config.init_from.format={init_cfg.format!r}; expected one of '
-                     f'{sorted(FORMATS)}.')
-  if init_cfg.groups not in GROUPS:
-    raise ValueError(f'config.init_from.groups={init_cfg.groups!r}; expected one of {GROUPS}.')
-  return FORMATS[init_cfg.format](init_cfg.path, config)
+                     f'{sorted(FORMATS) + [RUN_FORMAT]}.')
+  groups = requested_groups(init_cfg)
+  if init_cfg.format == RUN_FORMAT:
+    return _run(init_cfg.path, config, groups)
+  loaded, resized = FORMATS[init_cfg.format](init_cfg.path, config)
+  return {c: {'backbone': tree} for c, tree in loaded.items()}, resized
 
 
 def merge(current, loaded, prefix='backbone'):
@@ -173,28 +214,30 @@ def merge(current, loaded, prefix='backbone'):
 
 
 def apply(config, state):
-  """`state` with its backbone variables from config.init_from (unchanged without a path)."""
+  """`state` with the variables config.init_from names (unchanged without a path)."""
   init_cfg = config.get('init_from')
   if not init_cfg or not init_cfg.get('path'):
     return state
-  loaded, resized = converted_backbone(init_cfg, config)
+  loaded, resized = converted_variables(init_cfg, config)
   unknown = sorted(set(loaded) - set(COLLECTIONS))
   if unknown:
     raise ValueError(f'init_from format {init_cfg.format!r} gave unknown collections {unknown}.')
-  updates, counts, kept = {}, [], []
+  updates, counts, kept, groups = {}, [], [], set()
   for collection in COLLECTIONS:
-    if collection not in loaded:
-      continue
-    current = getattr(state, collection).get('backbone')
-    if current is None:
-      raise ValueError(f'The checkpoint has backbone {collection} but the model has none.')
-    merged, names, left = merge(current, loaded[collection], prefix=f'backbone {collection} ')
-    whole = dict(getattr(state, collection), backbone=merged)
-    updates[collection] = whole
-    counts.append(f'{len(names)} {collection}')
-    kept += [f'{collection}{k}' for k in left]
-  logging.info('init_from %s (%s): loaded %s backbone arrays; resized: %s; left at init: %s and '
-               'every non-backbone parameter (%s).', init_cfg.path, init_cfg.format,
-               ' + '.join(counts), resized or 'none', kept or 'no backbone array',
-               ', '.join(k for k in state.params if k != 'backbone'))
+    whole = dict(getattr(state, collection))
+    for group, tree in loaded.get(collection, {}).items():
+      current = whole.get(group)
+      if current is None:
+        raise ValueError(f'The checkpoint has {group} {collection} but the model has none.')
+      merged, names, left = merge(current, tree, prefix=f'{group} {collection} ')
+      whole[group] = merged
+      groups.add(group)
+      counts.append(f'{len(names)} {group} {collection}')
+      kept += [f'{group} {collection}{k}' for k in left]
+    if collection in loaded:
+      updates[collection] = whole
+  logging.info('init_from %s (%s): loaded %s arrays; resized: %s; left at init: %s and every '
+               'parameter of %s.', init_cfg.path, init_cfg.format, ' + '.join(counts),
+               resized or 'none', kept or 'no array of the loaded groups',
+               ', '.join(k for k in state.params if k not in groups) or 'no other group')
   return state.replace(**updates)

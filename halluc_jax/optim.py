@@ -156,12 +156,20 @@ def pass_groups(optim_cfg, update_scheme, hal_groups=('streams', 'cenet'), cls_g
   Pass 'hal' takes `hal_groups` (the hallucination streams and CENet, plus the backbone when
   the hallucination tasks should "co-supervise" it, `config.loss.hal_pass_trains_backbone`);
   'cls' takes `cls_groups` (every group, or all but the streams with
-  `config.loss.cls_pass_trains_streams = False`); 'joint' takes every group. A backbone with
-  learning-rate multiplier 0 is in none (and not in 'hal' when
+  `config.loss.cls_pass_trains_streams = False`); 'joint' takes every group. Groups in
+  `optim_cfg.frozen_groups` are in none, and neither is a backbone with
+  learning-rate multiplier 0 (and not in 'hal' when
   `optim_cfg.hal_pass_backbone_lr_mult` is 0), so the train step does not even differentiate
   through it there.
   """
   frozen = {'backbone'} if float(optim_cfg.backbone_lr_mult) <= 0 else set()
+  # `optim.frozen_groups`: e.g. ('streams', 'cenet') in stage 2 of the large-scale protocol
+  # (docs/method.md, 'Frozen backbone and cached features').
+  named = tuple(optim_cfg.get('frozen_groups', ()))
+  unknown = sorted(set(named) - set(GROUPS))
+  if unknown:
+    raise ValueError(f'config.optim.frozen_groups names {unknown}; groups are {GROUPS}.')
+  frozen |= set(named)
   hal_frozen = frozen | ({'backbone'} if _hal_backbone_scale(optim_cfg) <= 0 else set())
 
   def keep(groups, frozen=frozen):

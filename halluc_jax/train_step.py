@@ -210,13 +210,15 @@ def train_step(state, batch, *, model, txs, objective, schedule, groups=None,
     metrics = dict(metrics, grad_norm=gnorm)
   else:
     hal_rng, cls_rng = jax.random.split(step_rng)
-    if getattr(model, 'stream_dims', True):
+    # Pass 1 runs when there are streams and something it may update (streams frozen by
+    # optim.frozen_groups: nothing).
+    if getattr(model, 'stream_dims', True) and groups['hal']:
       params, stats, hal_state, hal_loss, hal_metrics, hal_gnorm = gradient_pass(
           'hal', tx=txs['hal'], groups=groups['hal'], params=state.params,
           batch_stats=state.batch_stats, opt_state=state.opt_state['hal'], batch=batch,
           rng=hal_rng)
       stats = _keep_backbone_stats(stats, state.batch_stats)
-    else:  # RGB-only: no hallucination loss, so pass 1 would be a full no-op forward/backward
+    else:  # RGB-only or frozen streams: pass 1 would be a full no-op forward/backward
       params, stats, hal_state = state.params, state.batch_stats, state.opt_state['hal']
       hal_loss, hal_metrics, hal_gnorm = jnp.zeros((), jnp.float32), {}, jnp.zeros(())
     cls_batch = augment(jax.random.fold_in(cls_rng, 7), batch) if augmenting else batch

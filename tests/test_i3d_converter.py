@@ -287,4 +287,4 @@ def test_init_from_i3d_formats_need_the_i3d_backbone(tmp_path):
   config = configs_for_tests.load('default', 'tiny')
   config.init_from.path, config.init_from.format = str(tmp_path / 'x.pt'), 'i3d_pytorch'
   with pytest.raises(ValueError, match='needs the I3D backbone'):
-    init_from.converted_backbone(config.init_from, config)
+    init_from.converted_variables(config.init_from, config)

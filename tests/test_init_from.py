@@ -102,3 +102,50 @@ def test_no_path_is_from_scratch_and_bad_settings_are_clear_errors(tmp_path):
   conv.model.backbone.stem = 'conv'
   with pytest.raises(ValueError, match="stem='patch'"):
     init_from.apply(conv, state)
+
+
+def test_run_format_loads_named_groups_of_our_own_run_and_frozen_groups_stay(tmp_path):
+  """Stage 2 of the large-scale protocol: the streams (and CENet) of a stage-1 run, frozen."""
+  import os  # pylint: disable=g-import-not-at-top
+  from halluc_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from halluc_jax.perf import step_inputs  # pylint: disable=g-import-not-at-top
+  stage1 = configs_for_tests.load('default', 'tiny')
+  stage1.seed = 3
+  s1 = setup_lib.Setup(stage1, abstract=True, steps_per_epoch=4)
+  state1 = s1.init_state()
+  workdir = tmp_path / 'stage1'
+  os.makedirs(workdir)
+  (workdir / 'config.json').write_text(stage1.to_json_best_effort())
+  ckpt = checkpointing.Checkpointer(str(workdir / 'checkpoints'), stage1.checkpoint)
+  ckpt.save(0, state1)
+  ckpt.wait()
+  ckpt.close()
+  stage2 = configs_for_tests.load('default', 'tiny')
+  stage2.init_from.update(path=str(workdir), format='run', groups='streams,cenet')
+  stage2.optim.frozen_groups = ('streams', 'cenet')
+  stage2.optim.backbone_lr_mult = 0.0  # the protocol's frozen backbone
+  stage2.optim.warmup_steps = 0  # so the first step moves what it may
+  s2 = setup_lib.Setup(stage2, abstract=True, steps_per_epoch=4)
+  fresh = s2.init_state()
+  state2 = init_from.apply(stage2, fresh)
+  for group in ('streams', 'cenet'):
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(state2.params[group]),
+                 jax.device_get(state1.params[group]))
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(state2.params['prednet']),
+               jax.device_get(fresh.params['prednet']))
+  assert s2.pass_groups['hal'] == () and 'streams' not in s2.pass_groups['cls']
+  before = jax.device_get(state2.params)
+  batch = step_inputs.synthetic_batch(s2.abstract_batch(), stage2.data.num_classes)
+  after, metrics = s2.jit_train_step()(state2, batch)
+  after = jax.device_get(after.params)
+  for group in ('streams', 'cenet'):
+    jax.tree.map(np.testing.assert_array_equal, after[group], before[group])
+  assert not np.array_equal(jax.tree.leaves(after['prednet'])[0], jax.tree.leaves(before['prednet'])[0])
+  assert np.isfinite(float(metrics['loss']))
+  bad = stage2.copy_and_resolve_references()
+  bad.init_from.format = 'videomae'
+  with pytest.raises(ValueError, match="format 'run'"):
+    init_from.apply(bad, fresh)
+  bad.init_from.update(format='run', groups='streams,nothing')
+  with pytest.raises(ValueError, match='comma list'):
+    init_from.apply(bad, fresh)

@@ -226,9 +226,9 @@ def test_init_from_apply_loads_a_timm_checkpoint(tmp_path):
   fresh = setup.init_state()
   loaded = init_from.apply(config, fresh)
   got = jax.device_get(loaded.params['backbone'])
-  want, notes = init_from.converted_backbone(config.init_from, config)
+  want, notes = init_from.converted_variables(config.init_from, config)
   assert any(n.startswith('posemb.pos_embedding (image table 3x3 -> 2x2') for n in notes)
-  for path_, value in jax.tree_util.tree_leaves_with_path(want['params']):
+  for path_, value in jax.tree_util.tree_leaves_with_path(want['params']['backbone']):
     leaf = got
     for key in path_:
       leaf = leaf[key.key]
