@@ -14,9 +14,14 @@ step are the matrix products and convolutions of the step's jaxpr (`train_step.s
 `halluc_jax.perf.flops`: the same count on every backend); MFU divides them by the step time and the
 devices' peak (`halluc_jax.perf.mfu`), 'n/a' on CPU.
 
+  cached     with `--feature_cache DIR` (a frozen backbone's features written by
+             `python -m halluc_jax.tools.cache_features`), the same config trained from the
+             cache: the heads' step alone, fed by the cached-feature pipeline; printed beside
+             the real row as the frozen-backbone speed-up.
+
 Usage:
   python -m halluc_jax.bench.train --config configs/default.py --data_dir data/synthetic_objects \
-      [--steps 10 --warmup 2 --real=true --config.data.num_workers=2]
+      [--steps 10 --warmup 2 --real=true --config.data.num_workers=2] [--feature_cache DIR]
   (--data_dir sets data.root, data.annotations and, if <data_dir>/targets/manifest.json exists,
   data.aux_dir; without --data_dir the config's own paths are used.)
 """
@@ -124,6 +129,23 @@ def main(argv):
                          flops, len(devices), peak)
     print(line)
     print(f'input-bound gap: real / synthetic step time = {real_med / synthetic_med:.2f}x')
+    if f.feature_cache:
+      cached = config.copy_and_resolve_references()
+      cached.data.feature_cache = f.feature_cache
+      cached_setup = setup_lib.Setup(cached, mesh)
+      cached_step, cached_flops = cached_setup.compile_train_step(
+          cached_setup.abstract_state, cached_setup.abstract_batch())
+      next_batch, close = real_batches(cached, cached_setup, cached_setup.abstract_batch())
+      try:
+        _, step_s, wait_s = time_steps(cached_step, cached_setup.init_state(), next_batch,
+                                       f.steps, f.warmup)
+      finally:
+        close()
+      line, cached_med = row(f'cached features ({f.feature_cache})', step_s, wait_s, batch,
+                             cached_flops, len(devices), peak)
+      print(line)
+      print(f'frozen-backbone speed-up: real video / cached step time = '
+            f'{real_med / cached_med:.2f}x')
 
 
 if __name__ == '__main__':
@@ -133,4 +155,6 @@ if __name__ == '__main__':
   flags.DEFINE_integer('steps', 10, 'Timed steps per input mode.')
   flags.DEFINE_integer('warmup', 2, 'Untimed steps before timing (each mode).')
   flags.DEFINE_bool('real', True, 'Also time the real grain pipeline (needs the data).')
+  flags.DEFINE_string('feature_cache', '', 'Also time training from this feature cache '
+                      '(with --real; the config must freeze the backbone).')
   app.run(main)
