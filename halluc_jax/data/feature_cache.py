@@ -26,8 +26,10 @@ from flax import serialization
 
 MANIFEST = 'manifest.json'
 FORMAT = 'halluc_jax.feature_cache/1'
-# Config keys the cached features depend on (a change means other features).
-FINGERPRINT_KEYS = (('model', 'backbone'), ('model', 'dtype'), ('init_from',),
+# Config keys the cached features depend on (a change means other features). The backbone's
+# weights (the writer's init_from) are recorded in the manifest, not compared: a run on the
+# cache builds no backbone, and its own init_from may load other groups (stage 2).
+FINGERPRINT_KEYS = (('model', 'backbone'), ('model', 'dtype'),
                     ('data', 'num_frames'), ('data', 'frame_stride'), ('data', 'sampling'),
                     ('data', 'crop_size'), ('data', 'resize_short'), ('data', 'train_crop_area'),
                     ('data', 'train_aspect_ratio'), ('data', 'flip'), ('data', 'mean'),
