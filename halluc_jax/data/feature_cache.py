@@ -34,7 +34,8 @@ FINGERPRINT_KEYS = (('model', 'backbone'), ('model', 'dtype'),
                     ('data', 'crop_size'), ('data', 'resize_short'), ('data', 'train_crop_area'),
                     ('data', 'train_aspect_ratio'), ('data', 'flip'), ('data', 'mean'),
                     ('data', 'std'), ('data', 'eval_clips'), ('data', 'eval_crops'),
-                    ('data', 'annotations'), ('data', 'shuffle_seed'))
+                    ('data', 'annotations'))
+# The writer's data.shuffle_seed drew the train views; a run's own seed only orders the records.
 
 
 def _get(config, path):

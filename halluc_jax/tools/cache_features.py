@@ -86,7 +86,8 @@ def write_cache(config, out_dir, views=4):
       train._close(it)  # pylint: disable=protected-access
     writer.write_split(split, rows)
     seconds[split] = time.time() - t0
-  manifest = writer.close({'seconds': seconds, 'init_from': dict(config.init_from)})
+  manifest = writer.close({'seconds': seconds, 'init_from': dict(config.init_from),
+                           'shuffle_seed': int(config.data.shuffle_seed)})
   return manifest, seconds
 
 
