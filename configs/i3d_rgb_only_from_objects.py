@@ -18,7 +18,12 @@ Then this row against training from scratch, on the `motion` preset, seeds 0-2:
 Everything but the backbone's initial weights (and BatchNorm statistics) is the scratch row's:
 the same recipe, learning rate and schedule, HAF and PredNet at their init.
 
-Result: see README 'Fine-tuning from our own checkpoint' (results/transfer/).
+Result (rendered from results/transfer/motion_i3d/ by `python -m halluc_jax.tools.tables --results
+'results/transfer/motion_i3d/*.json' --baseline i3d_rgb_only --update
+configs/i3d_rgb_only_from_objects.py,README.md --marker transfer`):
+
+<!-- table:transfer -->
+<!-- /table:transfer -->
 """
 import os
 import runpy

@@ -1,12 +1,16 @@
-"""Input-pipeline throughput: the grain train pipeline vs a plain PyAV loop.
+"""Input-pipeline throughput: the grain train pipeline vs a plain PyAV loop (and decord).
 
 Prints training clips/s of `pipeline.make_train_dataset` with 0, 1 and 2 worker processes (each
 worker count twice: batches pickled through a pipe, the default, and through grain's shared
 memory, `config.data.worker_shared_memory`), and
 of a plain single-process loop over the same clips (probe + sample + read_frames + the same
 random-resized crop, flip and normalisation, no grain), with each figure's ratio to the plain
-loop. Start-up (first batch: spawning workers, opening files) is timed apart from the steady
-state, which is measured over the following `--num_batches` batches.
+loop. When decord (the decoder mmaction2 and VideoMAE users pick; `pip install decord`, not a
+dependency) is importable, the same plain loop with decord's `VideoReader.get_batch` in place of
+PyAV is timed too (same clips, same frame indices, resized to the same short side with the
+pipeline's `transforms.resize_short`, then the same augmentation). Start-up (first batch:
+spawning workers, opening files) is timed apart from the steady state, which is measured over
+the following `--num_batches` batches.
 
 Usage:
   python -m halluc_jax.data.synthetic --out /tmp/syn
@@ -85,6 +89,30 @@ def time_plain_loop(config, num_clips, seed=0):
   return num_clips / (time.perf_counter() - start)
 
 
+def time_decord_loop(config, num_clips, seed=0):
+  """Steady clips/s of the plain loop decoding with decord; None when decord is absent."""
+  try:
+    import decord  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  from halluc_jax.data import transforms  # pylint: disable=g-import-not-at-top
+  spec = clips.ClipSpec.from_config(config.data)
+  records = pipeline.load_split(config, config.data.train_split)
+  rng = np.random.default_rng(seed)
+  order = rng.permutation(len(records))
+  start = time.perf_counter()
+  for i in range(num_clips):
+    record = records[order[i % len(order)]]
+    reader = decord.VideoReader(record.path, num_threads=1)
+    indices = sampling.sample_indices(spec.sampling, len(reader), spec.num_frames,
+                                      spec.frame_stride, rng)
+    frames = reader.get_batch(list(indices)).asnumpy()
+    if spec.resize_short:
+      frames = transforms.resize_short(frames, spec.resize_short)
+    clips.augment_train_clip(frames, rng, spec)
+  return num_clips / (time.perf_counter() - start)
+
+
 def _define_flags():
   config_flags.DEFINE_config_file('config', _DEFAULT_CONFIG, 'Config whose data section is used.')
   flags.DEFINE_string('data_dir', None, 'Dataset root holding annotations.csv.', required=True)
@@ -107,6 +135,11 @@ def main(argv):
         f'read_threads {f.read_threads}, {os.cpu_count()} CPUs')
   print(f'{"setting":<30}{"start-up s":>11}{"clips/s":>10}{"vs plain":>10}')
   print(f'{"plain PyAV loop":<30}{"-":>11}{plain:>10.1f}{1.0:>10.2f}')
+  with_decord = time_decord_loop(config, num_clips)
+  if with_decord is None:
+    print(f'{"plain decord loop":<30}{"-":>11}{"n/a":>10}{"":>10}  (pip install decord)')
+  else:
+    print(f'{"plain decord loop":<30}{"-":>11}{with_decord:>10.1f}{with_decord / plain:>10.2f}')
   for workers in (int(w) for w in f.workers):
     for shared in ((False, True) if workers else (False,)):
       startup, rate = time_pipeline(config, workers, f.num_batches, shared)
