@@ -17,6 +17,7 @@ LIMITS = video_check.Limits(min_frames=8)
 EXPECTED = {
     'good_a.mp4': set(), 'good_b.mp4': set(),
     'good_30fps.mkv': set(),  # 1 ms ticks: steps of 33 and 34 ms are not VFR.
+    'bframes.mp4': set(),  # Decode order != display order: the window must be consecutive.
     'corrupt.mp4': {'unreadable'},
     'missing.mp4': {'missing'},
     'audio_only.mkv': {'no_video_stream'},
@@ -43,6 +44,8 @@ def dataset(tmp_path_factory):
   write('good_b.mp4')
   vf.write_video(str(root / 'val' / 'good_c.mp4'), codec='libx264', num_frames=20)
   write('good_30fps.mkv', fps=30)
+  write('bframes.mp4', num_frames=120, gop=12,
+        options={'x264-params': 'open-gop=1:bframes=3:scenecut=0'})
   (files / 'corrupt.mp4').write_bytes(np.random.default_rng(0).bytes(20000))
   vf._write_audio(str(files / 'audio_only.mkv'))  # pylint: disable=protected-access
   write('three_frames.mp4', num_frames=3)
@@ -100,9 +103,9 @@ def test_counts_report_and_cleaned_csv(dataset, tmp_path):
   assert (tmp_path / 'clean.csv').read_text() == 'path,label,split\n' + ''.join(
       f'train/{n},{LABELS.get(n, "a")},train\n' for n in keep) + VAL_ROW + '\n'
   _run(dataset, tmp_path, drop_warnings=True)
-  assert (tmp_path / 'clean.csv').read_text() == (
-      'path,label,split\ntrain/good_a.mp4,a,train\ntrain/good_b.mp4,b,train\n'
-      'train/good_30fps.mkv,a,train\n' + VAL_ROW + '\n')
+  assert (tmp_path / 'clean.csv').read_text() == 'path,label,split\n' + ''.join(
+      f'train/{n},{LABELS.get(n, "a")},train\n' for n, p in EXPECTED.items() if not p) + (
+          VAL_ROW + '\n')
 
 
 def test_workers_give_the_same_report(dataset, tmp_path):

@@ -14,9 +14,10 @@ training can use it. Problems, blocking first:
   than max(2, 1%); the reader serves the frames that are there.
 * rotated (warning): display-matrix side data or a `rotate` tag turns the picture; the reader
   turns frames upright, other tools (target sources, players) may not.
-* vfr (warning): presentation-time steps over the first `vfr_frames` packets spread by more than
-  `vfr_tolerance` x their median plus one time-base tick (the tick absorbs rounding, e.g. 33/34 ms
-  at 30 fps in mkv); the reader holds frames on a constant grid (docs of `video`).
+* vfr (warning): presentation-time steps of the first `vfr_frames` frames (display order, so
+  B-frame reordering is not VFR) spread by more than `vfr_tolerance` x their median plus one
+  time-base tick (the tick absorbs rounding, e.g. 33/34 ms at 30 fps in mkv); the reader holds
+  frames on a constant grid (docs of `video`).
 * odd_resolution (warning): odd width or height, short side below `min_side`, or long / short
   side above `max_aspect`.
 
@@ -39,6 +40,8 @@ from halluc_jax.data import video
 BLOCKING = ('missing', 'no_video_stream', 'unreadable', 'too_short')
 WARNINGS = ('truncated', 'rotated', 'vfr', 'odd_resolution')
 PROBLEMS = BLOCKING + WARNINGS
+# Frames a decoder may hold back for reordering (H.264 / HEVC allow at most 16).
+_REORDER_DEPTH = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,14 +119,17 @@ def _stream_facts(path, num_packets):
       for packet in container.demux(stream):
         if packet.size and packet.pts is not None and not packet.is_discard:
           pts.append(packet.pts)
-          if len(pts) >= num_packets:
+          if len(pts) >= num_packets + _REORDER_DEPTH:
             break
     except av.FFmpegError:
       pass  # A damaged tail the reader reads around: judge the timestamps before it.
+    # Packets come in decode order: with B-frames the last ones of the window are shown after
+    # frames not yet demuxed, so only the lowest num_packets pts are consecutive in display.
+    pts = np.sort(pts)[:num_packets]
     tick = float(stream.time_base) if stream.time_base else 0.0
     rates = tuple(round(float(r), 3) if r else None
                   for r in (stream.average_rate, stream.base_rate))
-    return stream.frames, stream.codec_context.name, np.diff(np.sort(pts)) * tick, tick, rates
+    return stream.frames, stream.codec_context.name, np.diff(pts) * tick, tick, rates
 
 
 def _vfr(steps, tick, limits):
