@@ -63,10 +63,14 @@ def _read_rows(csv_path):
     columns = [c.strip() for c in (reader.fieldnames or [])]
     reader.fieldnames = columns
     rows = [{k: (v or '').strip() for k, v in row.items() if k is not None} for row in reader]
+  return _layout(csv_path, columns), rows
+
+
+def _layout(csv_path, columns):
   if all(c in columns for c in KINETICS_COLUMNS):
-    return 'kinetics', rows
+    return 'kinetics'
   if all(c in columns for c in GENERIC_COLUMNS):
-    return 'generic', rows
+    return 'generic'
   raise ValueError(f'{csv_path}: header {columns} matches neither the Kinetics layout '
                    f'{",".join(KINETICS_COLUMNS)} nor the generic layout path,label[,split].')
 
@@ -98,6 +102,47 @@ def _video_path_and_id(layout, row, root):
     return os.path.join(root, row['split'], stem + '.mp4'), stem
   video_id = os.path.splitext(row['path'])[0]
   return os.path.join(root, row['path']), video_id
+
+
+class TableRow(NamedTuple):
+  """One data row of an annotation CSV, with its cells as written (see `read_table`)."""
+  line: int
+  cells: list[str]
+  path: str
+  video_id: str
+  split: str
+
+
+def read_table(csv_path, root):
+  """Every data row of an annotation CSV with its video path, unfiltered and unchecked.
+
+  For tools that rewrite the CSV in the input's own layout (a cleaned copy, check_videos).
+
+  Returns:
+    (header cells as written, list of TableRow in file order). Missing videos are kept.
+
+  Raises:
+    FileNotFoundError: no such CSV.
+    ValueError: unknown header, or a Kinetics row whose times are not numbers.
+  """
+  if not os.path.isfile(csv_path):
+    raise FileNotFoundError(f'Annotation CSV not found: {csv_path!r}.')
+  with open(csv_path, newline='') as f:
+    table = [r for r in csv.reader(f)]
+  header = table[0] if table else []
+  columns = [c.strip() for c in header]
+  layout = _layout(csv_path, columns)
+  rows = []
+  for line, cells in enumerate(table[1:], start=2):
+    if not any(c.strip() for c in cells):
+      continue  # Blank line.
+    row = {k: v.strip() for k, v in zip(columns, cells)}
+    try:
+      path, video_id = _video_path_and_id(layout, row, root)
+    except (KeyError, ValueError) as e:
+      raise ValueError(f'{csv_path} line {line}: malformed row {cells} ({e!r}).') from None
+    rows.append(TableRow(line, cells, path, video_id, row.get('split', '')))
+  return header, rows
 
 
 def split_names(csv_path):
