@@ -297,7 +297,7 @@ def test_pipeline_reads_the_configured_format(tmp_path):
 
 
 DATASET_CONFIGS = {'hmdb51': 51, 'ucf101': 101, 'ssv2': 174, 'charades': 157,
-                   'epic_kitchens55': 125}
+                   'epic_kitchens55': 125, 'toyota_smarthome': 31, 'yupp': 20}
 
 
 @pytest.mark.parametrize('name', sorted(DATASET_CONFIGS))
@@ -316,3 +316,55 @@ def test_dataset_config_is_default_plus_known_keys(name):
   assert config['data']['multi_label'] == config['loss']['multi_label'] == (name == 'charades')
   if name == 'ssv2':
     assert config['data']['flip'] is False
+
+
+# ---- Toyota Smarthome ----
+
+def _toyota(tmp_path):
+  mp4 = tmp_path / 'mp4'
+  for name in ('Cook.Cleandishes_p03_r00_v01_c01', 'Cook.Cleandishes_p02_r00_v02_c02',
+               'Drink.Frombottle_p04_r01_v01_c05', 'Drink.Frombottle_p10_r00_v03_c03',
+               'Walk_p02_r00_v01_c01'):
+    _touch(mp4 / f'{name}.mp4')
+  return str(mp4)
+
+
+def test_toyota_cross_subject_and_cross_view(tmp_path):
+  mp4 = _toyota(tmp_path)
+  read = datasets.READERS['toyota_smarthome'].read
+  train = read(mp4, mp4, 'train', _opts(protocol='cs'))  # subjects 3, 4 train
+  assert train.class_names == ['Cook.Cleandishes', 'Drink.Frombottle', 'Walk']
+  assert [(r.video_id, r.label) for r in train.records] == [
+      ('Cook.Cleandishes_p03_r00_v01_c01', 0), ('Drink.Frombottle_p04_r01_v01_c05', 1)]
+  test = read(mp4, mp4, 'test', _opts(protocol='cs'))
+  assert [r.label for r in test.records] == [0, 1, 2]
+  # CV1: camera 1 train, 2 test, 5 val; only Cook is seen by both cameras 1 and 2.
+  cv1 = read(mp4, mp4, 'train', _opts(protocol='cv1'))
+  assert cv1.class_names == ['Cook.Cleandishes']
+  assert [r.video_id for r in cv1.records] == ['Cook.Cleandishes_p03_r00_v01_c01']
+  with pytest.raises(ValueError, match="protocol=''"):
+    read(mp4, mp4, 'train', _opts())
+  _touch(os.path.join(mp4, 'notes_p1.mp4'))
+  with pytest.raises(common.FormatError, match='notes_p1.mp4'):
+    read(mp4, mp4, 'train', _opts(protocol='cs'))
+
+
+# ---- YUP++ ----
+
+def test_yupp_static_and_moving(tmp_path):
+  root = tmp_path / 'YUP++'
+  for setting in ('camera_stationary', 'camera_moving'):
+    for cls in ('Beach', 'Fountain'):
+      for i in range(1, 13):
+        _touch(root / setting / cls / f'{cls}_{setting[7:]}_{i:02d}.mp4')
+  read = datasets.READERS['yupp'].read
+  train = read(str(root), str(root), 'train', _opts(protocol='static'))
+  assert train.class_names == ['Beach', 'Fountain']
+  # ceil(12 / 10) = 2 per class in train, sorted by name.
+  assert [(r.video_id, r.label) for r in train.records] == [
+      ('Beach/Beach_stationary_01', 0), ('Beach/Beach_stationary_02', 0),
+      ('Fountain/Fountain_stationary_01', 1), ('Fountain/Fountain_stationary_02', 1)]
+  test = read(str(root), str(root), 'test', _opts(protocol='moving'))
+  assert len(test.records) == 20 and test.records[0].video_id == 'Beach/Beach_moving_03'
+  with pytest.raises(ValueError, match="protocol='dynamic'"):
+    read(str(root), str(root), 'train', _opts(protocol='dynamic'))

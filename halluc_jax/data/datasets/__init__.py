@@ -16,7 +16,9 @@ from halluc_jax.data.datasets import charades
 from halluc_jax.data.datasets import epic_kitchens55
 from halluc_jax.data.datasets import hmdb51
 from halluc_jax.data.datasets import ssv2
+from halluc_jax.data.datasets import toyota_smarthome
 from halluc_jax.data.datasets import ucf101
+from halluc_jax.data.datasets import yupp
 
 CSV = 'csv'
 READERS = {
@@ -25,6 +27,8 @@ READERS = {
     'ssv2': ssv2,
     'charades': charades,
     'epic_kitchens55': epic_kitchens55,
+    'toyota_smarthome': toyota_smarthome,
+    'yupp': yupp,
 }
 FORMATS = (CSV,) + tuple(READERS)
 
