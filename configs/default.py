@@ -36,6 +36,14 @@ def get_config(arg=None):
   c.data = ml_collections.ConfigDict()
   c.data.root = 'data/synthetic_objects'  # video paths in the CSV are relative to this
   c.data.annotations = 'data/synthetic_objects/annotations.csv'
+  # Annotation format (halluc_jax/data/datasets; README 'The paper's datasets'): 'csv' (the
+  # Kinetics / generic CSV above) or a dataset's official files: 'hmdb51', 'ucf101', 'ssv2',
+  # 'charades', 'epic_kitchens55', 'toyota_smarthome', 'yupp'.
+  c.data.format = 'csv'
+  c.data.split_index = 1  # HMDB-51 / UCF-101: official split 1..3 (report the mean of the 3)
+  c.data.protocol = ''  # Toyota Smarthome 'cs' | 'cv1' | 'cv2'; YUP++ 'static' | 'moving'
+  c.data.label_field = 'verb'  # EPIC-Kitchens: 'verb' | 'noun' | 'action'
+  c.data.val_participants = ()  # EPIC-Kitchens: participants of the 'val' split
   c.data.train_split = 'train'
   c.data.eval_split = 'val'  # evaluated during and at the end of training: select on this
   c.data.test_split = 'test'  # evaluated once at the end, reported ('' = none)

@@ -41,11 +41,16 @@ class VideoRecord(NamedTuple):
     path: absolute or root-joined path of the video file.
     label: class index, or a tuple of class indices when multi-label.
     split: the split name the row belongs to ('' when the CSV has none).
+    start_s: start of the segment in seconds when the record is a segment of a longer video
+      (EPIC-Kitchens); None = the whole video.
+    end_s: end of the segment in seconds (exclusive); None = to the end of the video.
   """
   video_id: str
   path: str
   label: int | tuple[int, ...]
   split: str
+  start_s: float | None = None
+  end_s: float | None = None
 
 
 class Annotations(NamedTuple):

@@ -281,11 +281,8 @@ def compute_store_stats(store, video_ids, split):
 
 
 def _split_video_ids(config, split):
-  from halluc_jax.data import annotations  # pylint: disable=g-import-not-at-top
-  data = config.data
-  records = annotations.load_annotations(data.annotations, data.root, split,
-                                         bool(data.get('multi_label', False)))
-  return [r.video_id for r in records]
+  from halluc_jax.data import datasets  # pylint: disable=g-import-not-at-top
+  return [r.video_id for r in datasets.read(config.data, split).records]
 
 
 def stats_match(stats, manifest, split):

@@ -129,9 +129,11 @@ class TrainClipLoader:
     index, record = element
     spec = self.spec
     try:
-      num_frames = video.probe(record.path).num_frames
-      indices = sampling.sample_indices(spec.sampling, num_frames, spec.num_frames,
-                                        spec.frame_stride, rng)
+      info = video.probe(record.path)
+      first, num_frames = sampling.frame_window(info.num_frames, info.fps, record.start_s,
+                                                record.end_s)
+      indices = first + sampling.sample_indices(spec.sampling, num_frames, spec.num_frames,
+                                                spec.frame_stride, rng)
       frames = decode_clip(record.path, indices, spec.resize_short)
     except DECODE_ERRORS as e:
       _warn_once(record.path, e)
@@ -144,11 +146,13 @@ class TrainClipLoader:
             'video_index': np.int32(index), **aux_fields(self.aux_store, record.video_id)}
 
 
-def decode_eval_clips(path, spec):
-  """uint8 [clips, T, H, W, 3]: the deterministic eval clips of one video, one decode pass."""
-  num_frames = video.probe(path).num_frames
-  indices = sampling.multi_clip_indices(num_frames, spec.num_frames, spec.frame_stride,
-                                        spec.eval_clips, mode=spec.sampling)
+def decode_eval_clips(path, spec, start_s=None, end_s=None):
+  """uint8 [clips, T, H, W, 3]: the deterministic eval clips of one video (of its segment
+  [start_s, end_s) when given), one decode pass."""
+  info = video.probe(path)
+  first, num_frames = sampling.frame_window(info.num_frames, info.fps, start_s, end_s)
+  indices = first + sampling.multi_clip_indices(num_frames, spec.num_frames, spec.frame_stride,
+                                                spec.eval_clips, mode=spec.sampling)
   indices = np.asarray(indices).reshape(spec.eval_clips, spec.num_frames)
   frames = decode_clip(path, indices.ravel(), spec.resize_short)  # shared frames decoded once
   return frames.reshape(indices.shape + frames.shape[1:])
@@ -171,15 +175,17 @@ class EvalViewLoader:
     self.records = records
     self.aux_store = aux_store
 
-  def _views(self, path):
-    if getattr(_eval_cache, 'path', None) != path:
+  def _views(self, record):
+    # Keyed by the segment too: consecutive records may be segments of one long video.
+    key = (record.path, record.start_s, record.end_s)
+    if getattr(_eval_cache, 'key', None) != key:
       try:
-        clips = decode_eval_clips(path, self.spec)
+        clips = decode_eval_clips(record.path, self.spec, record.start_s, record.end_s)
       except DECODE_ERRORS as e:
-        _warn_once(path, e)
+        _warn_once(record.path, e)
         clips = None
       _eval_cache.views = None if clips is None else eval_views(clips, self.spec)
-      _eval_cache.path = path
+      _eval_cache.key = key
     return _eval_cache.views
 
   def __call__(self, view):
@@ -192,7 +198,7 @@ class EvalViewLoader:
                  'video_index': np.int32(-1), 'view_index': np.int32(-1)}
       return {**example, **aux_fields(self.aux_store, None)}
     record = self.records[video_index]
-    views = self._views(record.path)
+    views = self._views(record)
     if views is not None:
       clip = transforms.normalize(views[clip_index, crop_index], spec.mean, spec.std)
       valid = 1.0

@@ -47,6 +47,7 @@ import numpy as np
 from halluc_jax.data import annotations
 from halluc_jax.data import aux_targets
 from halluc_jax.data import clips
+from halluc_jax.data import datasets
 from halluc_jax.data import feature_cache
 
 
@@ -69,33 +70,39 @@ def per_process_batch_size(global_batch, process_count, key='config.data.batch_s
 
 
 def _version(path):
-  """(mtime, size) of a file, None if absent: a cache key that changes when the file does."""
+  """(mtime, size) of a file, of each file of a directory (the official annotations of most
+  datasets are a folder of lists), None if absent: a cache key that changes when they do."""
+  if os.path.isdir(path):
+    return tuple((name, _version(os.path.join(path, name))) for name in sorted(os.listdir(path)))
   stat = os.stat(path) if os.path.isfile(path) else None
   return None if stat is None else (stat.st_mtime_ns, stat.st_size)
 
 
 def read_split(config, split):
-  """`annotations.Annotations` of one split; the CSV is read once per (file version, split)."""
+  """`annotations.Annotations` of one split in config.data.format (data/datasets); the
+  annotations are read once per (file version, split, format settings)."""
   data = config.data
-  return _read_split(data.annotations, _version(data.annotations), data.root, split,
-                     bool(data.multi_label))
+  return _read_split(datasets.format_of(data), data.annotations, _version(data.annotations),
+                     data.root, split, datasets.options_of(data))
 
 
 @functools.lru_cache(maxsize=32)
-def _read_split(csv_path, version, root, split, multi_label):
+def _read_split(fmt, source, version, root, split, options):
   del version  # part of the cache key only
-  return annotations.read_annotations(csv_path, root, split, multi_label)
+  return datasets.read_split(fmt, source, root, split, options)
 
 
 def split_names(config):
   """The split names of config.data.annotations (read once per file version)."""
-  return _split_names(config.data.annotations, _version(config.data.annotations))
+  data = config.data
+  return _split_names(datasets.format_of(data), data.annotations, _version(data.annotations),
+                      datasets.options_of(data))
 
 
 @functools.lru_cache(maxsize=8)
-def _split_names(csv_path, version):
+def _split_names(fmt, source, version, options):
   del version
-  return annotations.split_names(csv_path)
+  return datasets.split_names_of(fmt, source, options)
 
 
 def load_split(config, split):

@@ -111,3 +111,20 @@ def sample_indices(mode, num_frames, clip_len, stride, rng=None):
     _check(num_frames, clip_len, stride, rng=rng)
     return uniform_indices(num_frames, clip_len, rng)
   raise ValueError(f'unknown sampling mode {mode!r}; expected one of {MODES}')
+
+
+def frame_window(num_frames, fps, start_s=None, end_s=None):
+  """(first frame, frame count) of the segment [start_s, end_s) of a video; the whole video
+  for None bounds.
+
+  Clips of a segment are sampled within it (indices offset by the first frame), so a segment of
+  a long video (EPIC-Kitchens) is sampled as a short video would be. A segment that falls
+  outside the video, or is shorter than one frame, keeps at least the one frame nearest to it.
+  """
+  if start_s is None and end_s is None:
+    return 0, num_frames
+  first = 0 if start_s is None else int(round(float(start_s) * fps))
+  stop = num_frames if end_s is None else int(round(float(end_s) * fps))
+  first = min(max(first, 0), num_frames - 1)
+  stop = min(max(stop, first + 1), num_frames)
+  return first, stop - first

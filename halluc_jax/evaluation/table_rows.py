@@ -48,6 +48,17 @@ LATER_KEYS = (
      ('timm_vit', 'big_vision_vit')),
     (('init_from', 'source_grid'), '',
      lambda config: not _get(config, ('init_from', 'source_grid'), '')),
+    # Dataset readers (data/datasets): every committed run read a CSV; the format's settings
+    # change nothing for a format that does not read them.
+    (('data', 'format'), 'csv', lambda config: False),
+    (('data', 'split_index'), 1,
+     lambda config: _get(config, ('data', 'format'), 'csv') not in ('hmdb51', 'ucf101')),
+    (('data', 'protocol'), '',
+     lambda config: _get(config, ('data', 'format'), 'csv') not in ('toyota_smarthome', 'yupp')),
+    (('data', 'label_field'), 'verb',
+     lambda config: _get(config, ('data', 'format'), 'csv') != 'epic_kitchens55'),
+    (('data', 'val_participants'), [],
+     lambda config: _get(config, ('data', 'format'), 'csv') != 'epic_kitchens55'),
 )
 
 

@@ -27,7 +27,6 @@ computes and stores just those statistics for an existing target folder (e.g. on
 before they existed), reading its records, without touching the videos.
 """
 import concurrent.futures
-import csv
 import hashlib
 import json
 import logging
@@ -40,7 +39,7 @@ import urllib.parse
 import numpy as np
 
 from halluc_jax.targets import extract_video
-from halluc_jax.data import annotations
+from halluc_jax.data import datasets
 
 CACHE_DIR = 'cache'
 FORMAT_VERSION = 1  # bump when the maths changes so old caches are recomputed
@@ -57,14 +56,12 @@ def read_video_list(config):
   """([(video_id, path)] of the configured split(s) in CSV order, [missing file paths])."""
   split = str(config.extract.split)
   if split == 'all':
-    with open(config.data.annotations, newline='') as f:
-      splits = sorted({row.get('split', '') for row in csv.DictReader(f)})
+    splits = datasets.split_names(config.data) or ['']  # '' = a CSV without a split column
   else:
     splits = [s.strip() for s in split.split(',') if s.strip()]
   videos, missing, seen = [], [], set()
   for s in splits:
-    found = annotations.read_annotations(config.data.annotations, config.data.root, s,
-                                         multi_label=config.data.multi_label)
+    found = datasets.read(config.data, s)
     missing += found.missing_paths
     for r in found.records:
       if r.video_id not in seen:
@@ -173,8 +170,7 @@ def train_stats_of_records(records, specs, config):
   from halluc_jax.data import aux_targets  # pylint: disable=g-import-not-at-top
   split = str(config.data.train_split)
   try:
-    train_ids = {r.video_id for r in annotations.read_annotations(
-        config.data.annotations, config.data.root, split, config.data.multi_label).records}
+    train_ids = {r.video_id for r in datasets.read(config.data, split).records}
   except (ValueError, FileNotFoundError) as e:
     logging.warning('extract: no target statistics (split %r unreadable: %s).', split, e)
     return None

@@ -38,7 +38,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from halluc_jax.evaluation import metrics
-from halluc_jax.data import annotations
+from halluc_jax.data import datasets
 from halluc_jax.data import aux_targets
 
 _RIDGE = flags.DEFINE_float('ridge', 1.0, 'L2 weight per training example of the probe.')
@@ -155,8 +155,7 @@ def class_mean_r2(t_train, y_train, t_eval, y_eval, num_classes):
 
 def load_split(config, split, store):
   """Targets of the videos of one split that have every stream: ({name: [N, d]}, labels [N])."""
-  records = annotations.read_annotations(config.data.annotations, config.data.root, split,
-                                         config.data.multi_label).records
+  records = datasets.read(config.data, split).records
   rows, labels = {k: [] for k in store.dims}, []
   for record in records:
     targets, masks, _ = store.lookup(record.video_id)

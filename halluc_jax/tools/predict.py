@@ -29,6 +29,7 @@ from absl import flags
 from halluc_jax import checkpointing
 from halluc_jax import covariance
 from halluc_jax.data import annotations
+from halluc_jax.data import datasets
 from halluc_jax.data import aux_targets
 from halluc_jax.data import clips
 from halluc_jax.data import transforms
@@ -65,7 +66,11 @@ def class_names_of(workdir, config):
   own = os.path.join(workdir, annotations.CLASSES_FILE)
   csv_path = own if os.path.isfile(own) else config.data.annotations
   try:
-    names = annotations.read_class_names(csv_path, multi_label=bool(config.data.multi_label))
+    if not os.path.isfile(own) and datasets.format_of(config.data) != datasets.CSV:
+      # Official formats name their classes in their own files: read the train split.
+      names = datasets.read(config.data, config.data.train_split).class_names
+    else:
+      names = annotations.read_class_names(csv_path, multi_label=bool(config.data.multi_label))
   except (OSError, ValueError) as e:
     logging.warning('No class names (%s); printing class indices.', e)
     names = []
