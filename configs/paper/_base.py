@@ -83,8 +83,10 @@ def set_streams(c, names, d, k, data_dir):
   for n in extracted:
     group, seed, source_name, _ = STREAMS[n]
     if group == 'odf':
-      params = {'path': f'{data_dir}/detections/{source_name}.jsonl', 'detector': source_name,
-                'label_space': 171, 'class_score_dim': 1001}
+      # One file per detector, named after its model-zoo graph (a file mixing detectors needs
+      # params.detector, matched against each video's "detector" field).
+      params = {'path': f'{data_dir}/detections/{source_name}.jsonl', 'label_space': 171,
+                'class_score_dim': 1001}
       source = 'external_det'
     else:
       params, source = {'path': f'{data_dir}/saliency/{source_name}'}, 'external_sal'
