@@ -114,6 +114,29 @@ def _paper_losses_and_fusion(c):
   return c
 
 
+# Paper config -> the dataset config whose official-format reader it uses (configs/<dataset>.py;
+# README "The paper's datasets"). Kinetics and MPII read the generic CSV (annotations.csv).
+READER_OF = {'hmdb51_i3d': 'hmdb51', 'yupp_i3d': 'yupp', 'charades_i3d': 'charades',
+             'epic55_verbs_i3d': 'epic_kitchens55', 'toyota_smarthome_i3d': 'toyota_smarthome',
+             'ssv2_videomae_v2_g': 'ssv2'}
+_READER_KEYS = ('format', 'annotations', 'root', 'split_index', 'protocol', 'label_field',
+                'val_participants', 'train_split', 'eval_split', 'test_split')
+
+
+def use_reader(c):
+  """`c` reading its dataset's official files: the reader keys of READER_OF[c.name]'s config."""
+  dataset = READER_OF.get(c.name)
+  if dataset is None:
+    return c
+  path = os.path.join(os.path.dirname(_DEFAULT), f'{dataset}.py')
+  data = runpy.run_path(path)['get_config']().data
+  for key in _READER_KEYS:
+    c.data[key] = data[key]
+  if not data.flip:  # e.g. SSv2: left/right classes
+    c.data.flip = False
+  return c
+
+
 def small_dataset(name, data_dir, num_classes, streams, d, k, multi_label=False, epochs=50.0):
   """A small-dataset I3D config (paper's tables 4-9 I3D rows); the caller adds the rest."""
   c = runpy.run_path(_DEFAULT)['get_config']()
@@ -163,7 +186,7 @@ def small_dataset(name, data_dir, num_classes, streams, d, k, multi_label=False,
   c.init_from.path = ''
   c.init_from.format = 'i3d_pytorch'
   c.mesh.shape = {'data': -1, 'fsdp': 1, 'tensor': 1}
-  return c
+  return use_reader(c)
 
 
 def large_scale(name, data_dir, num_classes, streams, flip=True, sampling='dense'):
@@ -228,4 +251,4 @@ def large_scale(name, data_dir, num_classes, streams, flip=True, sampling='dense
   c.init_from.path = ''  # the dataset's VideoMAE V2-g fine-tuned checkpoint (see the config)
   c.init_from.format = 'videomae'
   c.mesh.shape = {'data': -1, 'fsdp': 1, 'tensor': 1}
-  return c
+  return use_reader(c)

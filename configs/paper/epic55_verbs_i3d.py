@@ -16,7 +16,7 @@ paper's Toyota-trained GSF stream cannot be loaded here (the table's rows includ
 
   python -m halluc_jax.targets.extract --config configs/paper/epic55_verbs_i3d.py
   python -m halluc_jax.main --config configs/paper/epic55_verbs_i3d.py \
-      --workdir workdirs/paper/epic55_verbs_i3d --config.data.aux_dir=data/epic55/targets \
+      --workdir workdirs/paper/epic55_verbs_i3d --config.data.aux_dir=data/epic_kitchens55/targets \
       --config.init_from.path=<rgb_imagenet.pt>
 Dry run (results/plan/paper/epic55_verbs_i3d.json):
   python -m halluc_jax.tools.plan --config configs/paper/epic55_verbs_i3d.py --devices 8
@@ -32,5 +32,5 @@ def get_config(arg=None):
   del arg
   base = runpy.run_path(_BASE)
   streams = base['BFO'] + base['ODF_SDF'] + ('af',)
-  c = base['small_dataset']('epic55_verbs_i3d', 'data/epic55', 125, streams, d=256, k=8)
+  c = base['small_dataset']('epic55_verbs_i3d', 'data/epic_kitchens55', 125, streams, d=256, k=8)
   return c
