@@ -23,6 +23,14 @@ Result (rendered from results/transfer/motion_i3d/ by `python -m halluc_jax.tool
 configs/i3d_rgb_only_from_objects.py,README.md --marker transfer`):
 
 <!-- table:transfer -->
+
+| setting | streams | hal. loss | CENet | val top-1 | test top-1 | seeds | test top-5 | test mean class acc. | hal. R² (test) | > train mean | train min | Δ test top-1 vs baseline | pairs | p (paired t) |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| i3d_rgb_only_from_objects | RGB only (baseline) | - | - | 19.8 ± 6.8 | 17.7 ± 1.0 | 3 | 58.3 | 17.7 | - | - | 4.8 | +8.7 ± 2.2 | 3 | 0.020 |
+| i3d_rgb_only | RGB only (baseline) | - | - | 9.4 ± 2.1 | 9.0 ± 1.2 | 3 | 43.4 | 9.0 | - | - | 5.5 | ref. | - | - |
+
+val / test top-1: video top-1 (%, multi-view averaged) on the validation split and on the held-out test split, mean ± sample std over seeds ("-" std with one seed). Runs select on val only: no row, setting or checkpoint was chosen by its test result. seeds: runs in the row. test top-5, mean class acc.: means over seeds, test split. hal. R²: pooled R² of hallucinated vs ground-truth descriptors on test, mean over streams and seeds; > train mean: (seed, stream) pairs whose R² and cosine both beat the constant train-mean predictor, of those where it is known. train min: wall minutes per run, mean. Δ test top-1 vs baseline (ref.): mean ± sample std over paired seeds of (row − baseline) test top-1 in points, runs paired by config.seed (same seed, same data order); pairs: seeds with a test result in both rows; p: paired t-test (scipy.stats.ttest_rel), two-sided, uncorrected for the number of rows, "-" with fewer than 2 pairs. "-" elsewhere: no such result (e.g. runs from before the test split).
+
 <!-- /table:transfer -->
 """
 import os
