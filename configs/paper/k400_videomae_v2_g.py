@@ -4,11 +4,16 @@ Paper number: 87.6% top-1 (Table 10, VideoMAE V2 ViT-g "+ BoW/FV + OFF"; VideoMA
 87.2). Not run here (needs the dataset and the checkpoint).
 
 The large-scale protocol (docs/method.md §2.6) trains the streams on 80k Mini-Kinetics-200 clips
-with the uncertainty loss (d = 128), freezes them, then fine-tunes HAF + PredNet per dataset. The
-stream pre-training stage is not implemented yet: this config freezes the backbone
-(`optim.backbone_lr_mult = 0`) and trains streams, CENet, HAF and PredNet together on the
-dataset's own targets, two passes per step. Streams bow, fv1, fv2, off (configs/paper/_base.py
-says where their targets come from), d = 128 (paper), K = 8 (ours).
+with the uncertainty loss (d = 128), freezes them, then fine-tunes HAF + PredNet per dataset.
+As given, this config is the one-stage form: frozen backbone (`optim.backbone_lr_mult = 0`),
+streams, CENet, HAF and PredNet trained together on the dataset's own targets, two passes per
+step. The two-stage form (docs/method.md, 'Frozen backbone and cached features'): cache the
+frozen ViT-g's features once (`python -m halluc_jax.tools.cache_features`), run stage 1 on the
+Mini-Kinetics subset's cache, then stage 2 on this dataset's cache with
+`--config.optim.frozen_groups="('streams','cenet')" --config.init_from.format=run
+--config.init_from.path=<stage-1 workdir> --config.init_from.groups=streams,cenet`.
+Streams bow, fv1, fv2, off (configs/paper/_base.py says where their targets come from),
+d = 128 (paper), K = 8 (ours).
 
 Backbone: VideoMAE V2's ViT-g/14 (1408 wide, 40 blocks), 16 x 224 x 224 clips, tubelet 2
 (8 x 16 x 16 = 2048 tokens). Checkpoint users bring (format 'videomae'): the ViT-g fine-tuned

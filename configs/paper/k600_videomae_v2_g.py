@@ -3,9 +3,9 @@
 Paper number: 89.1% top-1 (Table 10, VideoMAE V2 ViT-g "+ BoW/FV + OFF", tied with "+ ODF/SDF";
 VideoMAE V2-g alone: 88.8). Not run here (needs the dataset and the checkpoint).
 
-As configs/paper/k400_videomae_v2_g.py (the large-scale protocol of docs/method.md §2.6 with the
-stream pre-training stage not implemented yet: frozen backbone, `optim.backbone_lr_mult = 0`,
-streams + CENet + HAF + PredNet trained together on the dataset's own targets) with 600 classes,
+As configs/paper/k400_videomae_v2_g.py (the large-scale protocol of docs/method.md §2.6 in its
+one-stage form: frozen backbone, `optim.backbone_lr_mult = 0`, streams + CENet + HAF + PredNet
+trained together on the dataset's own targets; that docstring gives the two-stage form) with 600 classes,
 Kinetics-600 data and its checkpoint: VideoMAE V2's K600 fine-tuned ViT-g (format 'videomae').
 Streams bow, fv1, fv2, off, d = 128 (paper), K = 8 (ours).
 

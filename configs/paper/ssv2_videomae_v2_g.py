@@ -3,9 +3,9 @@
 Paper number: 77.4% top-1 (Table 10, VideoMAE V2 ViT-g "+ BoW/FV + OFF + ODF/SDF"; VideoMAE V2-g
 alone: 77.0). Not run here (needs the dataset and the checkpoint).
 
-As configs/paper/k400_videomae_v2_g.py (the large-scale protocol of docs/method.md §2.6 with the
-stream pre-training stage not implemented yet: frozen backbone, `optim.backbone_lr_mult = 0`,
-streams + CENet + HAF + PredNet trained together on the dataset's own targets) with SSv2's
+As configs/paper/k400_videomae_v2_g.py (the large-scale protocol of docs/method.md §2.6 in its
+one-stage form: frozen backbone, `optim.backbone_lr_mult = 0`, streams + CENet + HAF + PredNet
+trained together on the dataset's own targets; that docstring gives the two-stage form) with SSv2's
 input: 174 classes, 16 frames one per TSN segment (`data.sampling = 'uniform'`), no flip (labels
 name directions), 2 clips x 3 crops at test (VideoMAE V2's SSv2 views). Streams bow, fv1, fv2,
 off, det1..det4, sal1, sal2, d = 128 (paper), K = 8 (ours). Checkpoint (format 'videomae'):
