@@ -218,6 +218,11 @@ def apply(config, state):
   init_cfg = config.get('init_from')
   if not init_cfg or not init_cfg.get('path'):
     return state
+  if config.data.get('feature_cache') and requested_groups(init_cfg) == ('backbone',):
+    # A run on cached features has no backbone: the cache holds what this checkpoint computes.
+    logging.info('init_from %s: not loaded; the backbone\'s features come from the feature '
+                 'cache %s.', init_cfg.path, config.data.feature_cache)
+    return state
   loaded, resized = converted_variables(init_cfg, config)
   unknown = sorted(set(loaded) - set(COLLECTIONS))
   if unknown:

@@ -49,7 +49,10 @@ def test_cached_features_give_the_video_models_outputs_and_train(tiny_dataset, t
   want = video_setup.predict_fn(video_state)(video_batch)['logits']
   got = cache_setup.predict_fn(cache_state)(cache_batch)['logits']
   np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
-  # A whole run on the cache: trains, evaluates val and test, from the features alone.
+  # A whole run on the cache: trains, evaluates val and test, from the features alone; a
+  # backbone checkpoint in its config is not needed there (the cache holds its features).
+  cached.init_from.path = str(tmp_path / 'absent_backbone.safetensors')
+  cached.init_from.format = 'i3d_pytorch'
   summary = train.train_and_evaluate(cached, str(tmp_path / 'run'))
   assert np.isfinite(summary['eval']['top1']) and summary['eval']['num_videos'] > 0
 

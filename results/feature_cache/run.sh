@@ -13,10 +13,10 @@ mkdir -p "$W" results/feature_cache
 DATA="--config.data.root=$D --config.data.annotations=$D/annotations.csv --config.data.aux_dir=$D/targets"
 FROZEN="--config.optim.backbone_lr_mult=0 --config.init_from.path=workdirs/transfer/i3d_objects_s0.safetensors --config.init_from.format=i3d_pytorch"
 # shellcheck disable=SC2086
-$PY -m halluc_jax.tools.cache_features --config configs/i3d.py --out "$W/cache" --views 4 $DATA $FROZEN \
+[ -f "$W/cache/manifest.json" ] || $PY -m halluc_jax.tools.cache_features --config configs/i3d.py --out "$W/cache" --views 4 $DATA $FROZEN \
   | tee results/feature_cache/cache_features.txt
 # shellcheck disable=SC2086
-$PY -m halluc_jax.bench.train --config configs/i3d.py --data_dir "$D" --steps 10 --warmup 3 \
+[ -s results/feature_cache/bench_train.txt ] || $PY -m halluc_jax.bench.train --config configs/i3d.py --data_dir "$D" --steps 10 --warmup 3 \
   --feature_cache "$W/cache" $FROZEN | tee results/feature_cache/bench_train.txt
 for seed in 0 1 2; do
   # shellcheck disable=SC2086
