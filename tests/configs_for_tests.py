@@ -54,3 +54,17 @@ def write(path, name='default', arg='tiny', overrides=None):
     f.write(_FILE.format(tests=os.path.dirname(os.path.abspath(__file__)), name=name, arg=arg,
                          overrides=dict(overrides or {})))
   return str(path)
+
+
+def save_run(workdir, config, state):
+  """`workdir` as the trainer leaves it, for readers of finished runs: config.json and one
+  checkpoint (step 0) of `state`."""
+  from halluc_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    f.write(config.to_json_best_effort())
+  ckpt = checkpointing.Checkpointer(os.path.join(str(workdir), 'checkpoints'), config.checkpoint)
+  ckpt.save(0, state)
+  ckpt.wait()
+  ckpt.close()
+  return str(workdir)

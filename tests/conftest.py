@@ -28,3 +28,14 @@ def tiny_dataset(tmp_path_factory):
   root = tmp_path_factory.mktemp('synthetic_actions')
   synthetic.generate(str(root), num_videos=24, size=48, min_frames=12, max_frames=24, seed=1)
   return pathlib.Path(root)
+
+
+@pytest.fixture(scope='module')
+def fast_compilation():
+  """No XLA optimisation passes for one module (`pytestmark = pytest.mark.usefixtures(
+  'fast_compilation')`): compile time dominates on tiny models."""
+  import jax  # pylint: disable=g-import-not-at-top
+  previous = jax.config.read('jax_disable_most_optimizations')
+  jax.config.update('jax_disable_most_optimizations', True)
+  yield
+  jax.config.update('jax_disable_most_optimizations', previous)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import configs_for_tests
-from halluc_jax import checkpointing
 from halluc_jax import init_from
 from halluc_jax import setup as setup_lib
 from halluc_jax.tools import export_backbone
@@ -18,14 +17,7 @@ def _trained_workdir(tmp_path, config):
   state = setup.init_state()
   # Non-trivial BatchNorm statistics, so the export is seen to carry them.
   state = state.replace(batch_stats=jax.tree.map(lambda x: x + 0.25, state.batch_stats))
-  workdir = tmp_path / 'run'
-  os.makedirs(workdir)
-  (workdir / 'config.json').write_text(config.to_json_best_effort())
-  ckpt = checkpointing.Checkpointer(str(workdir / 'checkpoints'), config.checkpoint)
-  ckpt.save(0, state)
-  ckpt.wait()
-  ckpt.close()
-  return str(workdir), state
+  return configs_for_tests.save_run(str(tmp_path / 'run'), config, state), state
 
 
 def test_exported_i3d_backbone_initialises_another_run_to_the_same_arrays(tmp_path):

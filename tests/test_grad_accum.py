@@ -31,13 +31,8 @@ BATCH = CLIPS * MICRO
 DIMS = {'odf': 8, 'sdf': 8}
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _fast_compilation():
-  """No XLA optimisation passes: this tiny model compiles in seconds instead of tens."""
-  previous = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', previous)
+# No XLA optimisation passes: compile time dominates on these tiny models (conftest.py).
+pytestmark = pytest.mark.usefixtures('fast_compilation')
 
 
 def tiny_config(**overrides):

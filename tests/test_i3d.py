@@ -34,13 +34,8 @@ PUBLISHED_BLOCKS = (
     (832, (384, 192, 384, 48, 128, 128)))
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _fast_compilation():
-  """No XLA optimisation passes: compile time dominates on these tiny models."""
-  previous = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', previous)
+# No XLA optimisation passes: compile time dominates on these tiny models (conftest.py).
+pytestmark = pytest.mark.usefixtures('fast_compilation')
 
 
 def _count(tree):

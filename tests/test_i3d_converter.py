@@ -27,13 +27,8 @@ CLIP = (2, 16, 64, 64, 3)
 CLASSES = 7
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _fast_compilation():
-  """No XLA optimisation passes: compile time dominates on these small models."""
-  previous = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', previous)
+# No XLA optimisation passes: compile time dominates on these tiny models (conftest.py).
+pytestmark = pytest.mark.usefixtures('fast_compilation')
 
 
 def _torch_peer(size, seed=0):

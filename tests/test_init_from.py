@@ -106,22 +106,14 @@ def test_no_path_is_from_scratch_and_bad_settings_are_clear_errors(tmp_path):
 
 def test_run_format_loads_named_groups_of_our_own_run_and_frozen_groups_stay(tmp_path):
   """Stage 2 of the large-scale protocol: the streams (and CENet) of a stage-1 run, frozen."""
-  import os  # pylint: disable=g-import-not-at-top
-  from halluc_jax import checkpointing  # pylint: disable=g-import-not-at-top
   from halluc_jax.perf import step_inputs  # pylint: disable=g-import-not-at-top
   stage1 = configs_for_tests.load('default', 'tiny')
   stage1.seed = 3
   s1 = setup_lib.Setup(stage1, abstract=True, steps_per_epoch=4)
   state1 = s1.init_state()
-  workdir = tmp_path / 'stage1'
-  os.makedirs(workdir)
-  (workdir / 'config.json').write_text(stage1.to_json_best_effort())
-  ckpt = checkpointing.Checkpointer(str(workdir / 'checkpoints'), stage1.checkpoint)
-  ckpt.save(0, state1)
-  ckpt.wait()
-  ckpt.close()
+  workdir = configs_for_tests.save_run(str(tmp_path / 'stage1'), stage1, state1)
   stage2 = configs_for_tests.load('default', 'tiny')
-  stage2.init_from.update(path=str(workdir), format='run', groups='streams,cenet')
+  stage2.init_from.update(path=workdir, format='run', groups='streams,cenet')
   stage2.optim.frozen_groups = ('streams', 'cenet')
   stage2.optim.backbone_lr_mult = 0.0  # the protocol's frozen backbone
   stage2.optim.warmup_steps = 0  # so the first step moves what it may

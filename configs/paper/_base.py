@@ -137,15 +137,21 @@ def use_reader(c):
   return c
 
 
-def small_dataset(name, data_dir, num_classes, streams, d, k, multi_label=False, epochs=50.0):
-  """A small-dataset I3D config (paper's tables 4-9 I3D rows); the caller adds the rest."""
+def _dataset_config(name, data_dir, num_classes):
+  """configs/default.py named `name`, reading the generic CSV under `data_dir` (`use_reader`
+  then points it at the official files where a reader exists)."""
   c = runpy.run_path(_DEFAULT)['get_config']()
   c.name = name
+  c.data.root = data_dir
+  c.data.annotations = f'{data_dir}/annotations.csv'
+  c.data.num_classes = num_classes
+  return c
 
+
+def small_dataset(name, data_dir, num_classes, streams, d, k, multi_label=False, epochs=50.0):
+  """A small-dataset I3D config (paper's tables 4-9 I3D rows); the caller adds the rest."""
+  c = _dataset_config(name, data_dir, num_classes)
   dt = c.data
-  dt.root = data_dir
-  dt.annotations = f'{data_dir}/annotations.csv'
-  dt.num_classes = num_classes
   dt.multi_label = multi_label
   c.loss.multi_label = multi_label  # sigmoid BCE for mAP datasets (docs/method.md §2.4)
   # Paper: 64 frames at a uniform stride floor(T/64) over the video (one frame per segment);
@@ -192,13 +198,8 @@ def small_dataset(name, data_dir, num_classes, streams, d, k, multi_label=False,
 def large_scale(name, data_dir, num_classes, streams, flip=True, sampling='dense'):
   """The large-scale protocol (paper Table 10) on VideoMAE V2-g, frozen; the caller adds the
   test views and names its checkpoint."""
-  c = runpy.run_path(_DEFAULT)['get_config']()
-  c.name = name
-
+  c = _dataset_config(name, data_dir, num_classes)
   dt = c.data
-  dt.root = data_dir
-  dt.annotations = f'{data_dir}/annotations.csv'
-  dt.num_classes = num_classes
   # VideoMAE V2's fine-tuning input: 16 frames at 224, tubelet 2 (Kinetics: stride 4, dense;
   # SSv2: one frame per TSN segment), ImageNet mean/std, short side 256, RandomResizedCrop.
   dt.num_frames, dt.sampling = 16, sampling

@@ -89,3 +89,19 @@ def check_split(split, known, source):
   if split not in known:
     raise ValueError(f'{source}: unknown split {split!r}; this format has {list(known)} '
                      f'(config.data.train_split / eval_split / test_split).')
+
+
+def three_split_index(options, dataset):
+  """config.data.split_index of a dataset published with train/test splits 1, 2 and 3."""
+  index = int(options['split_index'])
+  if index not in (1, 2, 3):
+    raise ValueError(f'config.data.split_index={index}: {dataset} has splits 1, 2, 3.')
+  return index
+
+
+def fixed_split_names(splits):
+  """A `split_names` reader for a dataset whose split names do not depend on its files."""
+  def split_names(directory, options):
+    del directory, options
+    return list(splits)
+  return split_names

@@ -37,17 +37,13 @@ def split_files(directory, split_index):
   return found
 
 
-def split_names(directory, options):
-  del directory, options
-  return list(SPLITS)
+split_names = common.fixed_split_names(SPLITS)
 
 
 def read(directory, root, split, options):
   """Annotations of one split; see the module docstring."""
   common.check_split(split, SPLITS, directory)
-  index = int(options['split_index'])
-  if index not in (1, 2, 3):
-    raise ValueError(f'config.data.split_index={index}: HMDB-51 has splits 1, 2, 3.')
+  index = common.three_split_index(options, 'HMDB-51')
   files = split_files(directory, index)
   class_names = sorted(files)
   records = []

@@ -37,17 +37,13 @@ def read_class_index(path):
   return names
 
 
-def split_names(directory, options):
-  del directory, options
-  return list(SPLITS)
+split_names = common.fixed_split_names(SPLITS)
 
 
 def read(directory, root, split, options):
   """Annotations of one split; see the module docstring."""
   common.check_split(split, SPLITS, directory)
-  index = int(options['split_index'])
-  if index not in (1, 2, 3):
-    raise ValueError(f'config.data.split_index={index}: UCF-101 has splits 1, 2, 3.')
+  index = common.three_split_index(options, 'UCF-101')
   common.require_dir(directory, 'config.data.annotations')
   class_names = read_class_index(os.path.join(directory, 'classInd.txt'))
   exact = {n: i for i, n in enumerate(class_names)}
