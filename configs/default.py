@@ -77,6 +77,9 @@ def get_config(arg=None):
   # Cached features of a frozen backbone instead of videos (data/feature_cache.py; written by
   # `python -m halluc_jax.tools.cache_features`; needs optim.backbone_lr_mult = 0). '' = off.
   c.data.feature_cache = ''
+  # YUV -> RGB of decoded frames (data/video.py): 'swscale' (PyAV's; the committed results) or
+  # 'opencv' (cv2's for plain yuv420p, within 3 levels of it and ~10x cheaper on small frames).
+  c.data.rgb_conversion = 'swscale'
 
   # ---- Fine-tuning augmentation, all off here. In the train step (halluc_jax/data/
   # batch_augment.py), on the classification pass only: mixup, cutmix, random erasing. VideoMAE

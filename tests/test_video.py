@@ -251,3 +251,31 @@ def test_probe_cache_sees_a_rewritten_file(zoo, tmp_path):
   vf.write_video(path, codec='ffv1', num_frames=12)  # Same path, new size and mtime.
   assert video.probe(path).num_frames == 12
   assert _counters(video.read_frames(path, [11])) == [11]
+
+
+@pytest.mark.parametrize('name', list(vf.ZOO))
+def test_opencv_rgb_conversion_is_within_a_few_levels_of_swscale(zoo, name):
+  """config.data.rgb_conversion='opencv': cv2's I420 -> RGB for plain yuv420p (other formats
+  keep swscale's), at native size and resized, rotation and frame order unchanged."""
+  spec = zoo[name]
+  for short in (None, 24):
+    ref = video.read_frames(spec.path, [2, 7], resize_short=short)
+    fast = video.read_frames(spec.path, [2, 7], resize_short=short, rgb_conversion='opencv')
+    assert fast.shape == ref.shape and fast.dtype == np.uint8
+    assert _counters(fast) == _counters(ref)  # the same frames (VFR files hold some)
+    diff = np.abs(fast.astype(int) - ref)
+    # Same matrix, other rounding; resized frames also differ by the resize filters.
+    assert diff.mean() < (2.0 if short is None else 4.0), diff.mean()
+  with pytest.raises(ValueError, match='rgb_conversion'):
+    video.read_frames(spec.path, [0], rgb_conversion='fast')
+
+
+def test_opencv_conversion_really_takes_the_cv2_path_for_yuv420p(zoo):
+  path = zoo['mp4_h264'].path
+  with av.open(path) as container:
+    frame = next(container.decode(video=0))
+  assert frame.format.name == 'yuv420p'
+  got = video._opencv_rgb(frame, frame.height, frame.width)  # pylint: disable=protected-access
+  want = cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
+  np.testing.assert_array_equal(got, want)
+  assert not np.array_equal(got, frame.to_ndarray(format='rgb24'))  # not swscale's rounding

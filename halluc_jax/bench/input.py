@@ -5,10 +5,11 @@ worker count twice: batches pickled through a pipe, the default, and through gra
 memory, `config.data.worker_shared_memory`), and
 of a plain single-process loop over the same clips (probe + sample + read_frames + the same
 random-resized crop, flip and normalisation, no grain), with each figure's ratio to the plain
-loop. When decord (the decoder mmaction2 and VideoMAE users pick; `pip install decord`, not a
-dependency) is importable, the same plain loop with decord's `VideoReader.get_batch` in place of
-PyAV is timed too (same clips, same frame indices, resized to the same short side with the
-pipeline's `transforms.resize_short`, then the same augmentation). Start-up (first batch:
+loop. Two more plain loops over the same clips and frame indices: PyAV with the other
+`config.data.rgb_conversion` (swscale's or OpenCV's YUV -> RGB, data/video.py), and, when decord
+(the decoder mmaction2 and VideoMAE users pick; `pip install decord`, not a dependency) is
+importable, decord's `VideoReader.get_batch` in place of PyAV, resized to the same short side
+with the pipeline's `transforms.resize_short`, then the same augmentation. Start-up (first batch:
 spawning workers, opening files) is timed apart from the steady state, which is measured over
 the following `--num_batches` batches.
 
@@ -84,7 +85,7 @@ def time_plain_loop(config, num_clips, seed=0):
     num_frames = video.probe(record.path).num_frames
     indices = sampling.sample_indices(spec.sampling, num_frames, spec.num_frames,
                                       spec.frame_stride, rng)
-    frames = clips.decode_clip(record.path, indices, spec.resize_short)
+    frames = clips.decode_clip(record.path, indices, spec.resize_short, spec.rgb_conversion)
     clips.augment_train_clip(frames, rng, spec)
   return num_clips / (time.perf_counter() - start)
 
@@ -135,6 +136,11 @@ def main(argv):
         f'read_threads {f.read_threads}, {os.cpu_count()} CPUs')
   print(f'{"setting":<30}{"start-up s":>11}{"clips/s":>10}{"vs plain":>10}')
   print(f'{"plain PyAV loop":<30}{"-":>11}{plain:>10.1f}{1.0:>10.2f}')
+  other = 'opencv' if c.get('rgb_conversion', 'swscale') == 'swscale' else 'swscale'
+  swapped = config.copy_and_resolve_references()
+  swapped.data.rgb_conversion = other
+  rate = time_plain_loop(swapped, num_clips)
+  print(f'{"plain PyAV loop, " + other + " RGB":<30}{"-":>11}{rate:>10.1f}{rate / plain:>10.2f}')
   with_decord = time_decord_loop(config, num_clips)
   if with_decord is None:
     print(f'{"plain decord loop":<30}{"-":>11}{"n/a":>10}{"":>10}  (pip install decord)')

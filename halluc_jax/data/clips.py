@@ -45,6 +45,7 @@ class ClipSpec:
   randaugment_ops: int = 0  # config.augment.randaugment_ops (0 = off)
   randaugment_magnitude: float = 7.0
   randaugment_mstd: float = 0.5
+  rgb_conversion: str = 'swscale'  # config.data.rgb_conversion (video.RGB_CONVERSIONS)
 
   @classmethod
   def from_config(cls, data, augment=None):
@@ -59,7 +60,8 @@ class ClipSpec:
                eval_crops=int(data.eval_crops),
                randaugment_ops=int(augment.get('randaugment_ops', 0)),
                randaugment_magnitude=float(augment.get('randaugment_magnitude', 7.0)),
-               randaugment_mstd=float(augment.get('randaugment_mstd', 0.5)))
+               randaugment_mstd=float(augment.get('randaugment_mstd', 0.5)),
+               rgb_conversion=str(data.get('rgb_conversion', 'swscale')))
 
   @property
   def clip_shape(self):
@@ -99,10 +101,10 @@ def aux_fields(store, video_id):
           'aux_bad': np.int32(num_bad), **varies}
 
 
-def decode_clip(path, indices, short=None):
+def decode_clip(path, indices, short=None, rgb_conversion='swscale'):
   """uint8 [T, H, W, 3] frames at `indices`, optionally resized to a short side of `short`."""
-  # The decoder resizes during its colour conversion (one swscale pass), cheaper than cv2 after.
-  return video.read_frames(path, indices, resize_short=short)
+  # The resize happens inside the colour conversion (video.read_frames), not after it.
+  return video.read_frames(path, indices, resize_short=short, rgb_conversion=rgb_conversion)
 
 
 def augment_train_clip(frames, rng, spec):
@@ -134,7 +136,7 @@ class TrainClipLoader:
                                                 record.end_s)
       indices = first + sampling.sample_indices(spec.sampling, num_frames, spec.num_frames,
                                                 spec.frame_stride, rng)
-      frames = decode_clip(record.path, indices, spec.resize_short)
+      frames = decode_clip(record.path, indices, spec.resize_short, spec.rgb_conversion)
     except DECODE_ERRORS as e:
       _warn_once(record.path, e)
       frames = None
@@ -154,7 +156,8 @@ def decode_eval_clips(path, spec, start_s=None, end_s=None):
   indices = first + sampling.multi_clip_indices(num_frames, spec.num_frames, spec.frame_stride,
                                                 spec.eval_clips, mode=spec.sampling)
   indices = np.asarray(indices).reshape(spec.eval_clips, spec.num_frames)
-  frames = decode_clip(path, indices.ravel(), spec.resize_short)  # shared frames decoded once
+  # shared frames decoded once
+  frames = decode_clip(path, indices.ravel(), spec.resize_short, spec.rgb_conversion)
   return frames.reshape(indices.shape + frames.shape[1:])
 
 

@@ -32,6 +32,7 @@ LATER_KEYS = (
     (('optim', 'layer_decay'), 1.0, lambda config: False),
     (('train', 'ema_decay'), 0.0, lambda config: False),
     (('data', 'feature_cache'), '', lambda config: False),
+    (('data', 'rgb_conversion'), 'swscale', lambda config: False),
     (('optim', 'frozen_groups'), [], lambda config: False),
     (('augment',), {'mixup_alpha': 0.0, 'cutmix_alpha': 0.0, 'mix_switch_prob': 0.5,
                     'mix_prob': 1.0, 'random_erase_prob': 0.0,
