@@ -8,9 +8,10 @@ from halluc_jax import setup as setup_lib
 from halluc_jax import sharding
 from halluc_jax import train
 
-from test_grad_accum import _fast_compilation  # pylint: disable=unused-import  # autouse
 from test_grad_accum import tiny_config
 from test_train import _config
+
+pytestmark = pytest.mark.usefixtures('fast_compilation')  # conftest.py: no XLA optimisation passes
 
 
 def _config_for(stem, **overrides):
