@@ -15,6 +15,8 @@ from halluc_jax.data import batch_augment
 from halluc_jax.perf import step_inputs
 
 B, T, H, W, C = 6, 2, 16, 12, 3
+# Two streams with dims given, so no extracted dataset is needed (the abstract set-up's way).
+STREAMS_WITHOUT_DATA = {'data.aux_dir': '', 'model.streams.dims': {'odf': 8, 'sdf': 8}}
 
 
 def _clips(seed=0):
@@ -106,7 +108,7 @@ print('ok')
 
 
 def _step_metrics(augment):
-  c = configs_for_tests.load('default', 'tiny')
+  c = configs_for_tests.load('default', 'tiny', STREAMS_WITHOUT_DATA)
   c.augment.update(augment)
   setup = setup_lib.Setup(c, abstract=True, steps_per_epoch=4)
   batch = step_inputs.synthetic_batch(setup.abstract_batch(), c.data.num_classes)
@@ -123,7 +125,7 @@ def test_the_train_step_mixes_the_classification_pass_only():
 
 
 def test_joint_scheme_with_streams_refuses_to_augment():
-  c = configs_for_tests.load('default', 'tiny')
+  c = configs_for_tests.load('default', 'tiny', STREAMS_WITHOUT_DATA)
   c.loss.update_scheme = 'joint'
   c.augment.mixup_alpha = 0.8
   setup = setup_lib.Setup(c, abstract=True, steps_per_epoch=4)

@@ -21,12 +21,12 @@ def _trained_workdir(tmp_path, config):
 
 
 def test_exported_i3d_backbone_initialises_another_run_to_the_same_arrays(tmp_path):
-  config = configs_for_tests.load('i3d', 'tiny')
+  config = configs_for_tests.load('i3d', 'tiny', {'data.aux_dir': ''})
   workdir, state = _trained_workdir(tmp_path, config)
   out = str(tmp_path / 'export' / 'backbone.safetensors')
   step, n = export_backbone.export(workdir, out)
   assert step == 0 and n > 0 and os.path.isfile(out)
-  other = configs_for_tests.load('i3d', 'tiny')
+  other = configs_for_tests.load('i3d', 'tiny', {'data.aux_dir': ''})
   other.seed = 7  # a different init, so equality below comes from the file
   other.init_from.path, other.init_from.format = out, 'i3d_pytorch'
   fresh = setup_lib.Setup(other, abstract=True, steps_per_epoch=4).init_state()
@@ -43,13 +43,13 @@ def test_exported_i3d_backbone_initialises_another_run_to_the_same_arrays(tmp_pa
 
 
 def test_export_refuses_a_vivit_run_and_other_suffixes(tmp_path):
-  config = configs_for_tests.load('default', 'tiny')
-  config.data.aux_dir = ''
+  config = configs_for_tests.load('default', 'tiny', {'data.aux_dir': ''})
   workdir, _ = _trained_workdir(tmp_path, config)
   with pytest.raises(ValueError, match='I3D'):
     export_backbone.export(workdir, str(tmp_path / 'x.safetensors'))
   i3d_dir = tmp_path / 'i3d'
   os.makedirs(i3d_dir)
+  i3d_workdir, _ = _trained_workdir(i3d_dir, configs_for_tests.load('i3d', 'tiny',
+                                                                    {'data.aux_dir': ''}))
   with pytest.raises(ValueError, match='safetensors'):
-    export_backbone.export(_trained_workdir(i3d_dir, configs_for_tests.load('i3d', 'tiny'))[0],
-                           str(tmp_path / 'x.pt'))
+    export_backbone.export(i3d_workdir, str(tmp_path / 'x.pt'))

@@ -107,12 +107,13 @@ def test_no_path_is_from_scratch_and_bad_settings_are_clear_errors(tmp_path):
 def test_run_format_loads_named_groups_of_our_own_run_and_frozen_groups_stay(tmp_path):
   """Stage 2 of the large-scale protocol: the streams (and CENet) of a stage-1 run, frozen."""
   from halluc_jax.perf import step_inputs  # pylint: disable=g-import-not-at-top
-  stage1 = configs_for_tests.load('default', 'tiny')
+  streams = {'data.aux_dir': '', 'model.streams.dims': {'odf': 8, 'sdf': 8}}  # no dataset needed
+  stage1 = configs_for_tests.load('default', 'tiny', streams)
   stage1.seed = 3
   s1 = setup_lib.Setup(stage1, abstract=True, steps_per_epoch=4)
   state1 = s1.init_state()
   workdir = configs_for_tests.save_run(str(tmp_path / 'stage1'), stage1, state1)
-  stage2 = configs_for_tests.load('default', 'tiny')
+  stage2 = configs_for_tests.load('default', 'tiny', streams)
   stage2.init_from.update(path=workdir, format='run', groups='streams,cenet')
   stage2.optim.frozen_groups = ('streams', 'cenet')
   stage2.optim.backbone_lr_mult = 0.0  # the protocol's frozen backbone
