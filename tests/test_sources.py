@@ -266,3 +266,57 @@ def test_malformed_external_saliency(tmp_path):
     with pytest.raises(external.ExternalFormatError, match=message) as err:
       source.get(vid)
     assert f'{vid}.npz' in str(err.value)
+
+
+def test_external_features_round_trip_and_descriptors(tmp_path):
+  """Skeleton / audio / BoW features from files (external_feat): [J, D] rows -> multi-moment,
+  [D] -> as it is; missing -> no target; decoding no video."""
+  from halluc_jax.descriptors import moments  # pylint: disable=g-import-not-at-top
+  from halluc_jax.targets import extract_video  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  skeleton = rng.normal(size=(20, 6))
+  np.save(tmp_path / 'v1.npy', skeleton)
+  np.savez(tmp_path / 'v2.npz', features=skeleton[:7], frames=np.arange(7))
+  bow_dir = tmp_path / 'bow'
+  os.makedirs(bow_dir)
+  histogram = rng.random(10)
+  np.save(bow_dir / 'v1.npy', histogram)
+  source = external.ExternalFeatures(str(tmp_path))
+  np.testing.assert_array_equal(source.get('v1'), skeleton)
+  np.testing.assert_array_equal(source.get('v2'), skeleton[:7])
+  assert source.get('absent') is None
+  spec = {'group': 'gsf', 'source': 'external_feat', 'params': {'path': str(tmp_path)},
+          'd': 16, 'num_sketches': 2, 'seed': 5, 'n_eig': 1, 'eig_sign': 'time',
+          'moments': 'mean,eig'}
+  bow = dict(spec, group='bfo', params={'path': str(bow_dir)})
+  extract_video.validate_stream('gsf', spec)
+  out = extract_video.compute_streams('v1', '/no/such/video.mp4', {'gsf': spec, 'bow': bow})
+  want = moments.select_blocks(
+      moments.multi_moment(skeleton, n_eig=1, times=np.arange(20), eig_sign='time'), 1,
+      moments.parse_blocks('mean,eig'))
+  np.testing.assert_allclose(out['gsf']['target'], extract_video.sketch_target(want, spec))
+  assert out['gsf']['raw_dim'] == 6 * 2 and out['gsf']['target'].shape == (32,)
+  np.testing.assert_allclose(out['bow']['target'], extract_video.sketch_target(histogram, bow))
+  missing = extract_video.compute_streams('v9', '/no/such/video.mp4', {'gsf': spec})
+  assert missing['gsf']['target'] is None and missing['gsf']['stats'] == {'missing': 1}
+  with pytest.raises(ValueError, match="group 'gsf' takes"):
+    extract_video.validate_stream('gsf', dict(spec, source='flow'))
+
+
+def test_malformed_external_features_name_the_file(tmp_path):
+  np.save(tmp_path / 'cube.npy', np.zeros((2, 3, 4)))
+  np.save(tmp_path / 'nan.npy', np.array([[1.0, np.nan]]))
+  np.savez(tmp_path / 'two.npz', a=np.zeros(3), b=np.zeros(3))
+  np.save(tmp_path / 'wide.npy', np.zeros((4, 5)))
+  np.save(tmp_path / 'narrow.npy', np.zeros((4, 3)))
+  source = external.ExternalFeatures(str(tmp_path))
+  for video_id, message in (('cube', r'\[J, D\] or \[D\]'), ('nan', 'non-finite'),
+                            ('two', 'a single array')):
+    with pytest.raises(external.ExternalFormatError, match=message) as info:
+      source.get(video_id)
+    assert video_id in str(info.value)
+  source.get('wide')
+  with pytest.raises(external.ExternalFormatError, match='D = 3, but earlier videos'):
+    source.get('narrow')
+  with pytest.raises(FileNotFoundError, match='feature directory'):
+    external.ExternalFeatures(str(tmp_path / 'none'))

@@ -22,10 +22,10 @@ that do not run here, so every stream is an imported target:
 * sal1, sal2 (group 'sdf'): MNL and ACLNet saliency maps per video ('external_sal', .npz or
   per-frame images), turned into SDF targets by the same extraction.
 * bow, fv1, fv2 (IDT BoW and the two Fisher-vector orders), off (the 1024-d I3D flow-stream
-  feature on LDOF flow), gsf (ST-GCN skeleton feature), af (SoundNet-8 pool5): no extractor here
-  (docs/method.md §6). Their sketched targets (PN then K count sketches of d, as
-  `extract_video.sketch_target` does) go into the same target folder with
-  `halluc_jax.data.aux_targets.write_targets`, one manifest entry of dim K * d each.
+  feature on LDOF flow), gsf (ST-GCN skeleton feature), af (SoundNet-8 pool5): computed elsewhere
+  (docs/method.md §6) and exported per video as arrays in `<data dir>/features/<stream>/`
+  ('external_feat': `<video_id>.npy`, [D] video-level vectors used as they are or [J, D] rows
+  summarised by the multi-moment descriptor); the same extraction sketches them.
 
 `data.aux_dir` is '' so the dry run takes the stream dims from `model.streams.dims`; a training
 run passes `--config.data.aux_dir=<target folder>` (`extract.out_dir` is where extraction writes).
@@ -37,7 +37,8 @@ import ml_collections
 
 _DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'default.py')
 
-# name: (group, sketch seed, extraction source or None = imported by the user, what it is)
+# name: (group, sketch seed, exported source: detector / saliency model name, or None = per-video
+# feature arrays in <data_dir>/features/<name>/ (source 'external_feat'), what it is)
 STREAMS = {
     'bow': ('bow', 51000, None, 'IDT BoW, 4000 words (docs/method.md §6)'),
     'fv1': ('fv1', 52000, None, 'IDT Fisher vector, first order'),
@@ -61,7 +62,9 @@ def set_streams(c, names, d, k, data_dir):
   """The paper's stream set `names` with sketch dim `d` and `k` sketches each, in place.
 
   Stream dims (K * d) go to `model.streams.dims` (the dry run's source; a manifest overrides
-  them); det*/sal* also get an extraction spec over the user's exported detections/saliency.
+  them); every stream gets an extraction spec over the user's exported files: detections (det*),
+  saliency maps (sal*) or per-video feature arrays (the rest; README "Bringing your own
+  detections and saliency maps").
   """
   unknown = set(names) - set(STREAMS)
   if unknown:
@@ -71,7 +74,7 @@ def set_streams(c, names, d, k, data_dir):
   m.dims = {n: d * k for n in names}
   m.groups = {n: STREAMS[n][0] for n in names}
   ex = c.extract
-  extracted = [n for n in names if STREAMS[n][2] is not None]
+  extracted = list(names)
   ex.streams = ','.join(extracted)
   ex.out_dir = f'{data_dir}/targets'
   # The paper's multi-moment descriptor: n' = 3, largest entry positive, every moment block
@@ -88,8 +91,10 @@ def set_streams(c, names, d, k, data_dir):
       params = {'path': f'{data_dir}/detections/{source_name}.jsonl', 'label_space': 171,
                 'class_score_dim': 1001}
       source = 'external_det'
-    else:
+    elif group == 'sdf':
       params, source = {'path': f'{data_dir}/saliency/{source_name}'}, 'external_sal'
+    else:  # BoW / FV / OFF / GSF / AF: [J, D] or [D] arrays per video
+      params, source = {'path': f'{data_dir}/features/{n}'}, 'external_feat'
     # SigmE eta 50 on the ODF/SDF targets (docs/method.md §3.3, §9.10).
     c.extract.stream[n] = ml_collections.ConfigDict(dict(
         template, group=group, source=source, params=params, d=d, num_sketches=k, seed=seed,

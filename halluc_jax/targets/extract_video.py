@@ -7,6 +7,9 @@ A stream is described by a plain dict (one entry of `config.extract.stream`):
                  'spectral' | 'fine_grained' | 'motion'       (sdf, built-in saliency)
                  'flow'                                        (off, dense flow -> HOF/MBH)
                  'external_det' | 'external_sal'              (odf / sdf from files, external.py)
+                 'external_feat'                              (gsf / af / bfo / bow / fv1 / fv2 /
+                                                               off: per-video feature arrays
+                                                               from files, external.py)
   params         keyword arguments of the source (detector thresholds, flow method, file path...)
   d, num_sketches, seed   target = concat_k sketch_k(PN(l2(psi))), sketch k seeded seed + k
   pn, pn_params  GT power normalisation (SigmE eta=50 by default, docs/method.md §3.3)
@@ -27,7 +30,12 @@ from halluc_jax.descriptors.sources import LABEL_SPACE, detectors, external, sal
 STATIC_SALIENCY = ('spectral', 'fine_grained')
 SOURCES = {'odf': detectors.DETECTOR_KINDS + ('external_det',),
            'sdf': STATIC_SALIENCY + ('motion', 'external_sal'),
-           'off': ('flow',)}
+           'off': ('flow', 'external_feat'),  # or a flow network's feature from files
+           # Skeleton (GSF), audio (AF) and IDT BoW / FV features computed elsewhere ('bfo', or
+           # the paper's separate bow / fv1 / fv2 groups).
+           'gsf': ('external_feat',), 'af': ('external_feat',), 'bfo': ('external_feat',),
+           'bow': ('external_feat',), 'fv1': ('external_feat',), 'fv2': ('external_feat',)}
+FILE_SOURCES = ('external_det', 'external_sal', 'external_feat')  # need no decoded frames
 # The sources that run here without files (external ones read the user's), in panel order.
 BUILT_IN = ('shape', 'hog', 'haar', 'mser', 'spectral', 'fine_grained', 'motion', 'flow')
 MOTION_CHUNK = 64  # consecutive frames decoded at once for motion saliency (bounded memory)
@@ -77,6 +85,8 @@ def sources_for(name, spec):
                                                   **params))
     elif source == 'external_det':
       built = external.ExternalDetections(**params)
+    elif source == 'external_feat':
+      built = external.ExternalFeatures(**params)
     else:
       built = external.ExternalSaliency(**params)
     _BUILT[key] = built
@@ -118,10 +128,26 @@ def sketch_target(vec, spec):
 def _raw_descriptor(name, spec, clip, video_id):
   """(raw descriptor float64 or None when absent, stats dict) of one stream, with the
   multi-moment blocks of spec['moments'] (all by default)."""
+  if spec['source'] == 'external_feat':
+    return _external_features(name, spec, video_id)
   vec, stats = _full_descriptor(name, spec, clip, video_id)
   if vec is not None:
     vec = moments.select_blocks(vec, int(spec['n_eig']), moment_settings(spec)[1])
   return vec, stats
+
+
+def _external_features(name, spec, video_id):
+  """A video-level vector as it is; J x D local features -> the multi-moment descriptor of its
+  rows (weights 1/J, times 0..J-1), with the stream's kept blocks."""
+  features = sources_for(name, spec).get(video_id)
+  if features is None:
+    return None, {'missing': 1}
+  if features.ndim == 1:
+    return features, {'num_rows': 1}
+  eig_sign, blocks = moment_settings(spec)
+  vec = moments.multi_moment(features, n_eig=int(spec['n_eig']), times=np.arange(len(features)),
+                             eig_sign=eig_sign)
+  return moments.select_blocks(vec, int(spec['n_eig']), blocks), {'num_rows': len(features)}
 
 
 def _full_descriptor(name, spec, clip, video_id):
@@ -198,7 +224,7 @@ def compute_streams(video_id, path, specs, frames_per_video=32, resize_short=0):
   Raises:
     VideoReadError: the video cannot be decoded.
   """
-  needs_frames = any(s['source'] not in ('external_det', 'external_sal') for s in specs.values())
+  needs_frames = any(s['source'] not in FILE_SOURCES for s in specs.values())
   clip = read_clip(path, specs, frames_per_video, resize_short) if needs_frames else None
   out = {}
   for name, spec in specs.items():

@@ -25,6 +25,13 @@ frame indices may sit beside it and is ignored), or a folder `<dir>/<video_id>/`
 grey images (png, jpg, bmp, tif; 8 or 16 bit), ordered by the number in the file name (e.g.
 000012.png), else by name. Any non-negative scale works (SDF normalises per frame).
 
+Features (one stream per feature kind: skeleton GSF, audio AF, pre-computed BoW / FV, ...).
+Per video `<dir>/<video_id>.npy`, or `.npz` with an array 'features' (or the file's only array):
+float [J, D], J local observations of D values in time order (skeleton joints of a frame, audio
+frames, trajectory descriptors), summarised like the built-in streams by the multi-moment
+descriptor of its rows; or float [D], a video-level vector (a BoW histogram, an FV half) used as
+the raw descriptor as it is. Every video of a stream must have the same D.
+
 A video missing from the source gives None (no target, masked downstream); a malformed file
 raises `ExternalFormatError` naming the file and the offending key.
 """
@@ -282,3 +289,56 @@ class ExternalSaliency:
     if not np.all(np.isfinite(maps)):
       raise _fail(npz if os.path.isfile(npz) else folder, 'saliency maps hold NaN or inf.')
     return maps
+
+
+def _read_feature_file(path):
+  try:
+    if path.endswith('.npy'):
+      features = np.load(path, allow_pickle=False)
+      key = 'array'
+    else:
+      with np.load(path, allow_pickle=False) as data:
+        key = ('features' if 'features' in data.files
+               else data.files[0] if len(data.files) == 1 else None)
+        if key is None:
+          raise _fail(path, f'expected an array "features" (or a single array), found '
+                            f'{data.files}.')
+        features = data[key]
+  except (OSError, ValueError) as e:
+    if isinstance(e, ExternalFormatError):
+      raise
+    raise _fail(path, f'not a readable .npy / .npz ({e}).') from None
+  if features.ndim not in (1, 2) or features.size == 0 or not np.issubdtype(features.dtype,
+                                                                           np.number):
+    raise _fail(path, f'array {key!r} must be numeric [J, D] or [D], got {features.dtype} '
+                      f'{features.shape}.')
+  features = np.asarray(features, np.float64)
+  if not np.all(np.isfinite(features)):
+    raise _fail(path, f'array {key!r} has non-finite values.')
+  return features
+
+
+class ExternalFeatures:
+  """Per-video feature arrays of one external extractor, from `<dir>/<video_id>.npy|.npz`."""
+
+  def __init__(self, path):
+    if not os.path.isdir(path):
+      raise FileNotFoundError(f'External feature directory not found: {path!r}.')
+    self.path = path
+    self._dim = None
+
+  def params(self):
+    return {'path': self.path}
+
+  def get(self, video_id):
+    """float64 [J, D] or [D] of a video, or None when the source has none for it."""
+    for ext in ('.npy', '.npz'):
+      path = os.path.join(self.path, f'{video_id}{ext}')
+      if os.path.isfile(path):
+        features = _read_feature_file(path)
+        dim = features.shape[-1]
+        if self._dim is not None and dim != self._dim:
+          raise _fail(path, f'D = {dim}, but earlier videos of this source have D = {self._dim}.')
+        self._dim = dim
+        return features
+    return None
