@@ -320,3 +320,63 @@ def test_malformed_external_features_name_the_file(tmp_path):
     source.get('narrow')
   with pytest.raises(FileNotFoundError, match='feature directory'):
     external.ExternalFeatures(str(tmp_path / 'none'))
+
+
+def _video_with_tone(path, seconds=1.0, rate=16000, freq=440.0, with_audio=True):
+  """An mkv with a few video frames and (optionally) a mono sine soundtrack."""
+  import av  # pylint: disable=g-import-not-at-top
+  with av.open(str(path), 'w') as out:
+    v = out.add_stream('mpeg4', rate=10)
+    v.width, v.height, v.pix_fmt = 32, 32, 'yuv420p'
+    a = out.add_stream('pcm_s16le', rate=rate, layout='mono') if with_audio else None
+    for i in range(int(10 * seconds)):
+      frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 10 * i, np.uint8), format='rgb24')
+      out.mux(v.encode(frame))
+    out.mux(v.encode(None))
+    if a is not None:
+      t = np.arange(int(seconds * rate)) / rate
+      samples = (np.sin(2 * np.pi * freq * t) * 8000).astype(np.int16)[None]
+      frame = av.AudioFrame.from_ndarray(samples, format='s16', layout='mono')
+      frame.sample_rate, frame.pts = rate, 0
+      out.mux(a.encode(frame))
+      out.mux(a.encode(None))
+  return str(path)
+
+
+def test_log_mel_matches_a_direct_loop_and_filters_are_triangles():
+  from halluc_jax.descriptors.sources import audio  # pylint: disable=g-import-not-at-top
+  fb = audio.mel_filterbank(16000, 400, 40)
+  assert fb.shape == (40, 201) and np.all(fb >= 0) and fb.max() <= 1.0
+  assert np.all(fb.max(1) > 0.5)  # no filter falls between two FFT bins (every band sees one)
+  assert np.all(np.diff(np.argmax(fb, axis=1)) >= 0)  # peaks rise with the band
+  rng = np.random.default_rng(0)
+  signal = rng.normal(size=2000)
+  got = audio.log_mel(signal, 16000)
+  window = np.hanning(400)
+  want = [np.log(fb @ np.abs(np.fft.rfft(signal[s:s + 400] * window)) ** 2 + 1e-6)
+          for s in range(0, 2000 - 400 + 1, 160)]
+  np.testing.assert_allclose(got, np.stack(want), rtol=1e-10)
+  assert audio.log_mel(signal[:100], 16000).shape == (0, 40)
+
+
+def test_audio_stream_from_the_soundtrack_and_none_without_one(tmp_path):
+  from halluc_jax.descriptors.sources import audio  # pylint: disable=g-import-not-at-top
+  from halluc_jax.targets import extract_video  # pylint: disable=g-import-not-at-top
+  with_tone = _video_with_tone(tmp_path / 'tone.mkv', freq=1000.0)
+  silent = _video_with_tone(tmp_path / 'silent.mkv', with_audio=False)
+  frames = audio.LogMelAudio()(with_tone)
+  assert frames.shape == (1 + (16000 - 400) // 160, 40)
+  peak = np.argmax(frames.mean(0))  # a 1 kHz tone: the mel band holding 1 kHz is the loudest
+  centres = np.argmax(audio.mel_filterbank(16000, 400, 40), axis=1) * 16000 / 400
+  assert abs(centres[peak] - 1000.0) < 150
+  assert audio.LogMelAudio()(silent) is None
+  spec = {'group': 'af', 'source': 'audio', 'params': {}, 'd': 16, 'num_sketches': 1,
+          'seed': 3, 'n_eig': 1, 'eig_sign': 'time', 'moments': 'mean,eig'}
+  extract_video.validate_stream('af', spec)
+  out = extract_video.compute_streams('tone', with_tone, {'af': spec})
+  assert out['af']['target'].shape == (16,) and out['af']['raw_dim'] == 80
+  assert extract_video.compute_streams('silent', silent, {'af': spec})['af']['target'] is None
+  (tmp_path / 'junk.mkv').write_bytes(b'not a video')
+  from halluc_jax.data import video as video_io  # pylint: disable=g-import-not-at-top
+  with pytest.raises(video_io.VideoReadError, match='soundtrack'):
+    extract_video.compute_streams('junk', str(tmp_path / 'junk.mkv'), {'af': spec})

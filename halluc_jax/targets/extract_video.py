@@ -7,6 +7,8 @@ A stream is described by a plain dict (one entry of `config.extract.stream`):
                  'spectral' | 'fine_grained' | 'motion'       (sdf, built-in saliency)
                  'flow'                                        (off, dense flow -> HOF/MBH)
                  'external_det' | 'external_sal'              (odf / sdf from files, external.py)
+                 'audio'                                      (af: log-mel frames of the
+                                                               soundtrack, sources/audio.py)
                  'external_feat'                              (gsf / af / bfo / bow / fv1 / fv2 /
                                                                off: per-video feature arrays
                                                                from files, external.py)
@@ -18,6 +20,7 @@ Sources are built once per process (`sources_for`). `compute_streams` returns, p
 float32 target [num_sketches * d] and whether it is present (False: no boxes, all-zero maps, or
 no external data for the video; such a stream gets no target and is masked downstream).
 """
+import av
 import cv2
 import numpy as np
 
@@ -25,7 +28,7 @@ from halluc_jax.data import video as video_io
 from halluc_jax.descriptors import flow as flow_lib
 from halluc_jax.descriptors import moments, odf, sdf, target
 from halluc_jax.descriptors.sketch import CountSketch
-from halluc_jax.descriptors.sources import LABEL_SPACE, detectors, external, saliency
+from halluc_jax.descriptors.sources import LABEL_SPACE, audio, detectors, external, saliency
 
 STATIC_SALIENCY = ('spectral', 'fine_grained')
 SOURCES = {'odf': detectors.DETECTOR_KINDS + ('external_det',),
@@ -33,9 +36,10 @@ SOURCES = {'odf': detectors.DETECTOR_KINDS + ('external_det',),
            'off': ('flow', 'external_feat'),  # or a flow network's feature from files
            # Skeleton (GSF), audio (AF) and IDT BoW / FV features computed elsewhere ('bfo', or
            # the paper's separate bow / fv1 / fv2 groups).
-           'gsf': ('external_feat',), 'af': ('external_feat',), 'bfo': ('external_feat',),
+           'gsf': ('external_feat',), 'af': ('external_feat', 'audio'), 'bfo': ('external_feat',),
            'bow': ('external_feat',), 'fv1': ('external_feat',), 'fv2': ('external_feat',)}
-FILE_SOURCES = ('external_det', 'external_sal', 'external_feat')  # need no decoded frames
+# Sources that need no decoded frames (files, or the soundtrack).
+FILE_SOURCES = ('external_det', 'external_sal', 'external_feat', 'audio')
 # The sources that run here without files (external ones read the user's), in panel order.
 BUILT_IN = ('shape', 'hog', 'haar', 'mser', 'spectral', 'fine_grained', 'motion', 'flow')
 MOTION_CHUNK = 64  # consecutive frames decoded at once for motion saliency (bounded memory)
@@ -87,6 +91,8 @@ def sources_for(name, spec):
       built = external.ExternalDetections(**params)
     elif source == 'external_feat':
       built = external.ExternalFeatures(**params)
+    elif source == 'audio':
+      built = audio.LogMelAudio(**params)
     else:
       built = external.ExternalSaliency(**params)
     _BUILT[key] = built
@@ -125,21 +131,28 @@ def sketch_target(vec, spec):
   return np.concatenate(parts).astype(np.float32)
 
 
-def _raw_descriptor(name, spec, clip, video_id):
+def _raw_descriptor(name, spec, clip, video_id, path=None):
   """(raw descriptor float64 or None when absent, stats dict) of one stream, with the
   multi-moment blocks of spec['moments'] (all by default)."""
-  if spec['source'] == 'external_feat':
-    return _external_features(name, spec, video_id)
+  if spec['source'] in ('external_feat', 'audio'):
+    return _feature_rows(name, spec, video_id, path)
   vec, stats = _full_descriptor(name, spec, clip, video_id)
   if vec is not None:
     vec = moments.select_blocks(vec, int(spec['n_eig']), moment_settings(spec)[1])
   return vec, stats
 
 
-def _external_features(name, spec, video_id):
-  """A video-level vector as it is; J x D local features -> the multi-moment descriptor of its
-  rows (weights 1/J, times 0..J-1), with the stream's kept blocks."""
-  features = sources_for(name, spec).get(video_id)
+def _feature_rows(name, spec, video_id, path):
+  """A video-level vector as it is; J x D rows (external features, log-mel audio frames) -> the
+  multi-moment descriptor of its rows (weights 1/J, times 0..J-1), with the stream's blocks."""
+  built = sources_for(name, spec)
+  if spec['source'] == 'audio':
+    try:
+      features = built(path)
+    except (av.error.FFmpegError, OSError) as e:
+      raise video_io.VideoReadError(f"cannot read the soundtrack of '{path}': {e}") from None
+  else:
+    features = built.get(video_id)
   if features is None:
     return None, {'missing': 1}
   if features.ndim == 1:
@@ -228,7 +241,7 @@ def compute_streams(video_id, path, specs, frames_per_video=32, resize_short=0):
   clip = read_clip(path, specs, frames_per_video, resize_short) if needs_frames else None
   out = {}
   for name, spec in specs.items():
-    vec, stats = _raw_descriptor(name, spec, clip, video_id)
+    vec, stats = _raw_descriptor(name, spec, clip, video_id, path)
     if vec is not None and not np.any(vec):
       vec = None
     out[name] = {'target': None if vec is None else sketch_target(vec, spec),
