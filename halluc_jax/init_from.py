@@ -139,7 +139,7 @@ def _i3d_tf(path, config):
   return variables, []
 
 
-def _run(path, config, groups):
+def _run(path, groups):
   """{collection: {group: subtree}} of the named groups of one of our runs (a workdir)."""
   _, variables = checkpointing.restore_run(path)
   out = {}
@@ -153,7 +153,6 @@ def _run(path, config, groups):
   if missing:
     raise ValueError(f'config.init_from.groups names {missing}, absent from the run in {path} '
                      f'(it has {sorted(variables.get("params", {}))}).')
-  del config
   return out, []
 
 
@@ -184,7 +183,7 @@ def converted_variables(init_cfg, config):
                      f'{sorted(FORMATS) + [RUN_FORMAT]}.')
   groups = requested_groups(init_cfg)
   if init_cfg.format == RUN_FORMAT:
-    return _run(init_cfg.path, config, groups)
+    return _run(init_cfg.path, groups)
   loaded, resized = FORMATS[init_cfg.format](init_cfg.path, config)
   return {c: {'backbone': tree} for c, tree in loaded.items()}, resized
 

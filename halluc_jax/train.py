@@ -27,12 +27,6 @@ class NonFiniteLossError(FloatingPointError):
   """The loss became NaN/inf under `train.nan_policy='stop'`."""
 
 
-def _close(iterator):
-  """Stops grain worker processes now rather than at garbage collection."""
-  if hasattr(iterator, 'close'):
-    iterator.close()
-
-
 def final_splits(config):
   """{'eval': eval split[, 'test': test split]}: what the end of a run evaluates, in order.
 
@@ -58,7 +52,7 @@ def run_eval(config, setup, state, workdir, step, kind='eval'):
         out_dir=os.path.join(workdir, kind) if jax.process_index() == 0 else None, step=step,
         **evaluate_lib.target_space_args(config))
   finally:
-    _close(eval_iter)
+    pipeline.close(eval_iter)
   result['split'] = split
   return result
 
@@ -226,7 +220,7 @@ def train_and_evaluate(config, workdir):
   finally:
     ckpt.close()
     writer.flush()
-    _close(train_iter)
+    pipeline.close(train_iter)
 
   summary = {'step': step, 'train': scalars, 'eval': result, 'preempted': preempted}
   if not preempted:

@@ -18,6 +18,7 @@ Usage:
   python -m halluc_jax.bench.input --data_dir /tmp/syn [--num_batches 20 --batch_size 8
       --config configs/default.py --config.data.num_frames 16]
 """
+import functools
 import os
 import time
 
@@ -29,6 +30,7 @@ import numpy as np
 from halluc_jax.data import clips
 from halluc_jax.data import pipeline
 from halluc_jax.data import sampling
+from halluc_jax.data import transforms
 from halluc_jax.data import video
 
 
@@ -67,13 +69,28 @@ def time_pipeline(config, num_workers, num_batches, shared_memory=False):
   for _ in range(num_batches):
     batch = next(it)
   elapsed = time.perf_counter() - start
-  if hasattr(it, 'close'):
-    it.close()
+  pipeline.close(it)
   return startup, num_batches * batch['video'].shape[0] / elapsed
 
 
-def time_plain_loop(config, num_clips, seed=0):
-  """Steady clips/s of a plain probe + sample + decode + augment loop in this process."""
+def _pyav_clip(record, spec, rng):
+  num_frames = video.probe(record.path).num_frames
+  indices = sampling.sample_indices(spec.sampling, num_frames, spec.num_frames,
+                                    spec.frame_stride, rng)
+  return clips.decode_clip(record.path, indices, spec.resize_short, spec.rgb_conversion)
+
+
+def _decord_clip(decord, record, spec, rng):
+  reader = decord.VideoReader(record.path, num_threads=1)
+  indices = sampling.sample_indices(spec.sampling, len(reader), spec.num_frames,
+                                    spec.frame_stride, rng)
+  frames = reader.get_batch(list(indices)).asnumpy()
+  return transforms.resize_short(frames, spec.resize_short) if spec.resize_short else frames
+
+
+def time_plain_loop(config, num_clips, seed=0, decode=_pyav_clip):
+  """Steady clips/s of a plain sample + decode + augment loop in this process; `decode`
+  (record, spec, rng) -> uint8 frames is PyAV's reader unless given."""
   spec = clips.ClipSpec.from_config(config.data)
   records = pipeline.load_split(config, config.data.train_split)
   rng = np.random.default_rng(seed)
@@ -81,11 +98,7 @@ def time_plain_loop(config, num_clips, seed=0):
   _forget_probes()
   start = time.perf_counter()
   for i in range(num_clips):
-    record = records[order[i % len(order)]]
-    num_frames = video.probe(record.path).num_frames
-    indices = sampling.sample_indices(spec.sampling, num_frames, spec.num_frames,
-                                      spec.frame_stride, rng)
-    frames = clips.decode_clip(record.path, indices, spec.resize_short, spec.rgb_conversion)
+    frames = decode(records[order[i % len(order)]], spec, rng)
     clips.augment_train_clip(frames, rng, spec)
   return num_clips / (time.perf_counter() - start)
 
@@ -96,22 +109,7 @@ def time_decord_loop(config, num_clips, seed=0):
     import decord  # pylint: disable=g-import-not-at-top
   except ImportError:
     return None
-  from halluc_jax.data import transforms  # pylint: disable=g-import-not-at-top
-  spec = clips.ClipSpec.from_config(config.data)
-  records = pipeline.load_split(config, config.data.train_split)
-  rng = np.random.default_rng(seed)
-  order = rng.permutation(len(records))
-  start = time.perf_counter()
-  for i in range(num_clips):
-    record = records[order[i % len(order)]]
-    reader = decord.VideoReader(record.path, num_threads=1)
-    indices = sampling.sample_indices(spec.sampling, len(reader), spec.num_frames,
-                                      spec.frame_stride, rng)
-    frames = reader.get_batch(list(indices)).asnumpy()
-    if spec.resize_short:
-      frames = transforms.resize_short(frames, spec.resize_short)
-    clips.augment_train_clip(frames, rng, spec)
-  return num_clips / (time.perf_counter() - start)
+  return time_plain_loop(config, num_clips, seed, functools.partial(_decord_clip, decord))
 
 
 def _define_flags():

@@ -102,8 +102,7 @@ def _decode_forever(config_case, data_dir, workers, stop):
     for _ in it:
       if stop.is_set():
         break
-    if hasattr(it, 'close'):
-      it.close()
+    pipeline.close(it)
 
 
 def _time(step_once, steps, warmup):

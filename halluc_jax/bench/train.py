@@ -70,8 +70,7 @@ def real_batches(config, setup, abstract):
     return pipeline.device_put_batch(batch, setup.batch_sharding)
 
   def close():  # stops grain's worker processes and frees their shared memory
-    if hasattr(it, 'close'):
-      it.close()
+    pipeline.close(it)
   return next_batch, close
 
 

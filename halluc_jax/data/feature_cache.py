@@ -145,8 +145,8 @@ def feature_shape(cache_dir):
 class SplitSource:
   """Random-access records of one cached split (grain source; opened lazily per process)."""
 
-  def __init__(self, cache_dir, split):
-    manifest = read_manifest(cache_dir)
+  def __init__(self, cache_dir, split, manifest=None):
+    manifest = read_manifest(cache_dir) if manifest is None else manifest
     if split not in manifest['splits']:
       raise ValueError(f'The feature cache {cache_dir} has no split {split!r} '
                        f'(has {sorted(manifest["splits"])}).')

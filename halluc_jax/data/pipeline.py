@@ -252,7 +252,7 @@ class _CachedLoader:
 def _cached_source(config, split):
   manifest = feature_cache.read_manifest(cache_dir(config))
   feature_cache.check_matches(manifest, config, cache_dir(config))
-  return feature_cache.SplitSource(cache_dir(config), split), manifest
+  return feature_cache.SplitSource(cache_dir(config), split, manifest), manifest
 
 
 def train_element_spec(config, target_dims, batch_sharding=None):
@@ -374,6 +374,12 @@ def make_eval_dataset(config, process_index=None, process_count=None, split=None
   loader = clips.EvalViewLoader(spec, records, _aux_store(config, streams))
   ds = grain.MapDataset.source(views).map(loader).batch(batch, drop_remainder=True)
   return _finish(ds, data)
+
+
+def close(iterator):
+  """Stops an iterator's grain worker processes now rather than at garbage collection."""
+  if hasattr(iterator, 'close'):
+    iterator.close()
 
 
 def device_put_batch(batch, sharding):

@@ -69,7 +69,7 @@ def write_cache(config, out_dir, views=4):
       for i in np.flatnonzero(b['valid'] > 0):
         rows.append((feats[i], b['video_index'][i], (k * batch + i) // len(records), b['label'][i]))
   finally:
-    train._close(it)  # pylint: disable=protected-access
+    pipeline.close(it)
   writer.write_split(config.data.train_split, rows)
   seconds[config.data.train_split] = time.time() - t0
   for split in dict.fromkeys(train.final_splits(config).values()):
@@ -83,7 +83,7 @@ def write_cache(config, out_dir, views=4):
         for i in np.flatnonzero(b['valid'] > 0):
           rows.append((feats[i], b['video_index'][i], b['view_index'][i], b['label'][i]))
     finally:
-      train._close(it)  # pylint: disable=protected-access
+      pipeline.close(it)
     writer.write_split(split, rows)
     seconds[split] = time.time() - t0
   manifest = writer.close({'seconds': seconds, 'init_from': dict(config.init_from),
