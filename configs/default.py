@@ -38,10 +38,11 @@ def get_config(arg=None):
   c.data.annotations = 'data/synthetic_objects/annotations.csv'
   # Annotation format (halluc_jax/data/datasets; README 'The paper's datasets'): 'csv' (the
   # Kinetics / generic CSV above) or a dataset's official files: 'hmdb51', 'ucf101', 'ssv2',
-  # 'charades', 'epic_kitchens55', 'toyota_smarthome', 'yupp'.
+  # 'charades', 'epic_kitchens55', 'toyota_smarthome', 'yupp', 'mpii_cooking'.
   c.data.format = 'csv'
-  c.data.split_index = 1  # HMDB-51 / UCF-101: official split 1..3 (report the mean of the 3)
-  c.data.protocol = ''  # Toyota Smarthome 'cs' | 'cv1' | 'cv2'; YUP++ 'static' | 'moving'
+  c.data.split_index = 1  # HMDB-51 / UCF-101: official split 1..3; MPII Cooking cv7: fold 1..7
+  # Toyota Smarthome 'cs' | 'cv1' | 'cv2'; YUP++ 'static' | 'moving'; MPII Cooking 'cv7' | 'official'
+  c.data.protocol = ''
   c.data.label_field = 'verb'  # EPIC-Kitchens: 'verb' | 'noun' | 'action'
   c.data.val_participants = ()  # EPIC-Kitchens: participants of the 'val' split
   c.data.train_split = 'train'

@@ -297,7 +297,7 @@ def test_pipeline_reads_the_configured_format(tmp_path):
 
 
 DATASET_CONFIGS = {'hmdb51': 51, 'ucf101': 101, 'ssv2': 174, 'charades': 157,
-                   'epic_kitchens55': 125, 'toyota_smarthome': 31, 'yupp': 20}
+                   'epic_kitchens55': 125, 'toyota_smarthome': 31, 'yupp': 20, 'mpii_cooking': 64}
 
 
 @pytest.mark.parametrize('name', sorted(DATASET_CONFIGS))
@@ -313,7 +313,8 @@ def test_dataset_config_is_default_plus_known_keys(name):
   assert config['data']['format'] == name
   assert config['data']['num_classes'] == DATASET_CONFIGS[name]
   assert config['data']['annotations'].startswith(f'data/{name}/')
-  assert config['data']['multi_label'] == config['loss']['multi_label'] == (name == 'charades')
+  assert config['data']['multi_label'] == config['loss']['multi_label'] == (name in ('charades',
+                                                                             'mpii_cooking'))
   if name == 'ssv2':
     assert config['data']['flip'] is False
 

@@ -120,10 +120,10 @@ def _paper_losses_and_fusion(c):
 
 
 # Paper config -> the dataset config whose official-format reader it uses (configs/<dataset>.py;
-# README "The paper's datasets"). Kinetics and MPII read the generic CSV (annotations.csv).
+# README "The paper's datasets"). Kinetics reads the generic CSV (annotations.csv).
 READER_OF = {'hmdb51_i3d': 'hmdb51', 'yupp_i3d': 'yupp', 'charades_i3d': 'charades',
              'epic55_verbs_i3d': 'epic_kitchens55', 'toyota_smarthome_i3d': 'toyota_smarthome',
-             'ssv2_videomae_v2_g': 'ssv2'}
+             'ssv2_videomae_v2_g': 'ssv2', 'mpii_cooking_i3d': 'mpii_cooking'}
 _READER_KEYS = ('format', 'annotations', 'root', 'split_index', 'protocol', 'label_field',
                 'val_participants', 'train_split', 'eval_split', 'test_split')
 

@@ -13,7 +13,8 @@ The paper's flip is kept; its box-centred scale jitter is not implemented.
 Streams: bow, fv1, fv2, off, det1..det4, sal1, sal2, af. No gsf: MPII has no skeletons, and the
 paper hallucinates it with a GSF stream trained on Toyota Smarthome, which this code cannot
 load into a stream head (its "+GSF Unc." row, 86.2, precedes +AF). d = 512, K = 8 (MPII's d is
-not given; the paper's MSK/PN rows). One annotation CSV per fold.
+not given; the paper's MSK/PN rows). The official annotations (format 'mpii_cooking', protocol
+cv7): the fold is `--config.data.split_index` 1..7.
 
   python -m halluc_jax.targets.extract --config configs/paper/mpii_cooking_i3d.py
   python -m halluc_jax.main --config configs/paper/mpii_cooking_i3d.py \

@@ -53,9 +53,11 @@ LATER_KEYS = (
     # change nothing for a format that does not read them.
     (('data', 'format'), 'csv', lambda config: False),
     (('data', 'split_index'), 1,
-     lambda config: _get(config, ('data', 'format'), 'csv') not in ('hmdb51', 'ucf101')),
+     lambda config: _get(config, ('data', 'format'), 'csv') not in ('hmdb51', 'ucf101',
+                                                                  'mpii_cooking')),
     (('data', 'protocol'), '',
-     lambda config: _get(config, ('data', 'format'), 'csv') not in ('toyota_smarthome', 'yupp')),
+     lambda config: _get(config, ('data', 'format'), 'csv') not in ('toyota_smarthome', 'yupp',
+                                                                  'mpii_cooking')),
     (('data', 'label_field'), 'verb',
      lambda config: _get(config, ('data', 'format'), 'csv') != 'epic_kitchens55'),
     (('data', 'val_participants'), [],

@@ -5,16 +5,18 @@ by config.data.format: 'csv' (the Kinetics / generic CSVs of data/annotations.py
 here per dataset. Every reader gives the same records, so training code does not change with
 the dataset. The format-specific settings a reader takes (`options`):
 
-  split_index        HMDB-51, UCF-101: official split 1..3
-  protocol           Toyota Smarthome: 'cs' | 'cv1' | 'cv2'; YUP++: 'static' | 'moving'
+  split_index        HMDB-51, UCF-101: official split 1..3; MPII Cooking cv7: fold 1..7
+  protocol           Toyota Smarthome: 'cs' | 'cv1' | 'cv2'; YUP++: 'static' | 'moving';
+                     MPII Cooking: 'cv7' | 'official'
   label_field        EPIC-Kitchens: 'verb' | 'noun' | 'action'
   val_participants   EPIC-Kitchens: participants of the 'val' split
-  multi_label        Charades (must be True)
+  multi_label        Charades (must be True); MPII Cooking (True for its mAP)
 """
 from halluc_jax.data import annotations
 from halluc_jax.data.datasets import charades
 from halluc_jax.data.datasets import epic_kitchens55
 from halluc_jax.data.datasets import hmdb51
+from halluc_jax.data.datasets import mpii_cooking
 from halluc_jax.data.datasets import ssv2
 from halluc_jax.data.datasets import toyota_smarthome
 from halluc_jax.data.datasets import ucf101
@@ -29,6 +31,7 @@ READERS = {
     'epic_kitchens55': epic_kitchens55,
     'toyota_smarthome': toyota_smarthome,
     'yupp': yupp,
+    'mpii_cooking': mpii_cooking,
 }
 FORMATS = (CSV,) + tuple(READERS)
 
