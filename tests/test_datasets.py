@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from halluc_jax import train
 from halluc_jax.data import annotations
 from halluc_jax.data import clips
 from halluc_jax.data import datasets
@@ -14,6 +15,8 @@ from halluc_jax.data import sampling
 from halluc_jax.data.datasets import common
 import configs_for_tests
 import video_fixtures
+
+pytestmark = pytest.mark.usefixtures('fast_compilation')
 
 OPTIONS = {'split_index': 1, 'protocol': '', 'label_field': 'verb', 'val_participants': (),
            'multi_label': False}
@@ -321,7 +324,7 @@ def test_dataset_config_is_default_plus_known_keys(name):
 
 # ---- Toyota Smarthome ----
 
-def _toyota(tmp_path):
+def _toyota(tmp_path):  # annotations and videos: the one clip folder
   mp4 = tmp_path / 'mp4'
   for name in ('Cook.Cleandishes_p03_r00_v01_c01', 'Cook.Cleandishes_p02_r00_v02_c02',
                'Drink.Frombottle_p04_r01_v01_c05', 'Drink.Frombottle_p10_r00_v03_c03',
@@ -352,12 +355,18 @@ def test_toyota_cross_subject_and_cross_view(tmp_path):
 
 # ---- YUP++ ----
 
-def test_yupp_static_and_moving(tmp_path):
+def _yupp(tmp_path, per_class=12):
   root = tmp_path / 'YUP++'
   for setting in ('camera_stationary', 'camera_moving'):
     for cls in ('Beach', 'Fountain'):
-      for i in range(1, 13):
+      for i in range(1, per_class + 1):
         _touch(root / setting / cls / f'{cls}_{setting[7:]}_{i:02d}.mp4')
+  return str(root), str(root)
+
+
+def test_yupp_static_and_moving(tmp_path):
+  _yupp(tmp_path)
+  root = tmp_path / 'YUP++'
   read = datasets.READERS['yupp'].read
   train = read(str(root), str(root), 'train', _opts(protocol='static'))
   assert train.class_names == ['Beach', 'Fountain']
@@ -369,3 +378,49 @@ def test_yupp_static_and_moving(tmp_path):
   assert len(test.records) == 20 and test.records[0].video_id == 'Beach/Beach_moving_03'
   with pytest.raises(ValueError, match="protocol='dynamic'"):
     read(str(root), str(root), 'train', _opts(protocol='dynamic'))
+
+
+# ---- A user-style run per format: a few steps, then the dataset's metric ----
+
+def _toyota_release(tmp_path):
+  mp4 = _toyota(tmp_path)
+  return mp4, mp4
+
+
+# format: (fixture release, its class count, config overrides, the metric its config reports)
+RUNS = {
+    'hmdb51': (_hmdb, 2, {}, 'top1'),
+    'ucf101': (_ucf, 2, {}, 'top1'),
+    'ssv2': (_ssv2, 2, {}, 'top1'),
+    'charades': (_charades, 157, {}, 'mAP'),
+    'epic_kitchens55': (_epic, 7, {'data.val_participants': ('P02',)}, 'top1'),
+    'toyota_smarthome': (_toyota_release, 3, {}, 'mean_class_accuracy'),
+    'yupp': (lambda tmp_path: _yupp(tmp_path, per_class=3), 2, {}, 'top1'),
+}
+
+
+def _real_videos(root):
+  """Replaces a fixture release's empty video files by real tiny videos (VP9 for .webm)."""
+  for directory, _, names in os.walk(root):
+    for name in names:
+      path = os.path.join(directory, name)
+      if os.path.getsize(path) == 0:
+        codec = 'libvpx-vp9' if name.endswith('.webm') else 'libx264'
+        video_fixtures.write_video(path, codec=codec, num_frames=12, height=36, width=48)
+
+
+@pytest.mark.parametrize('name', sorted(RUNS))
+def test_dataset_config_trains_on_its_release_and_reports_its_metric(name, tmp_path):
+  make, num_classes, overrides, metric = RUNS[name]
+  ann, root = make(tmp_path)
+  _real_videos(root)
+  config = configs_for_tests.load(name, 'tiny', {
+      'data.annotations': ann, 'data.root': root, 'data.aux_dir': '',
+      'data.num_classes': num_classes, 'model.streams.dims': {}, **overrides})
+  out = train.train_and_evaluate(config, str(tmp_path / 'wd'))
+  result = out['eval']
+  assert out['step'] == config.train.num_train_steps and np.isfinite(out['train']['loss'])
+  assert result['split'] == config.data.eval_split
+  assert result['num_videos'] == len(pipeline.load_split(config, config.data.eval_split))
+  assert 0.0 <= result[metric] <= 1.0
+  assert result['multi_label'] == (metric == 'mAP')
