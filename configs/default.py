@@ -40,6 +40,10 @@ def get_config(arg=None):
   # Kinetics / generic CSV above) or a dataset's official files: 'hmdb51', 'ucf101', 'ssv2',
   # 'charades', 'epic_kitchens55', 'toyota_smarthome', 'yupp', 'mpii_cooking'.
   c.data.format = 'csv'
+  # '' = the files above; 'tfds:<name>' = a TFDS pack of them (any format; data/tfds_builder.py,
+  # `python -m halluc_jax.tools.pack_tfds`) in tfds_data_dir ('' = ~/tensorflow_datasets).
+  c.data.source = ''
+  c.data.tfds_data_dir = ''
   c.data.split_index = 1  # HMDB-51 / UCF-101: official split 1..3; MPII Cooking cv7: fold 1..7
   # Toyota Smarthome 'cs' | 'cv1' | 'cv2'; YUP++ 'static' | 'moving'; MPII Cooking 'cv7' | 'official'
   c.data.protocol = ''

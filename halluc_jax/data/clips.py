@@ -101,6 +101,13 @@ def aux_fields(store, video_id):
           'aux_bad': np.int32(num_bad), **varies}
 
 
+def open_source(path):
+  """What the decoder reads for a record's path: the path, or for a packed video (a TFDS
+  record, data/datasets/tfds_pack.py) its bytes, fetched here, in the worker that decodes."""
+  load = getattr(path, 'load', None)
+  return path if load is None else load()
+
+
 def decode_clip(path, indices, short=None, rgb_conversion='swscale'):
   """uint8 [T, H, W, 3] frames at `indices`, optionally resized to a short side of `short`."""
   # The resize happens inside the colour conversion (video.read_frames), not after it.
@@ -131,12 +138,13 @@ class TrainClipLoader:
     index, record = element
     spec = self.spec
     try:
-      info = video.probe(record.path)
+      source = open_source(record.path)
+      info = video.probe(source)
       first, num_frames = sampling.frame_window(info.num_frames, info.fps, record.start_s,
                                                 record.end_s)
       indices = first + sampling.sample_indices(spec.sampling, num_frames, spec.num_frames,
                                                 spec.frame_stride, rng)
-      frames = decode_clip(record.path, indices, spec.resize_short, spec.rgb_conversion)
+      frames = decode_clip(source, indices, spec.resize_short, spec.rgb_conversion)
     except DECODE_ERRORS as e:
       _warn_once(record.path, e)
       frames = None
@@ -151,6 +159,7 @@ class TrainClipLoader:
 def decode_eval_clips(path, spec, start_s=None, end_s=None):
   """uint8 [clips, T, H, W, 3]: the deterministic eval clips of one video (of its segment
   [start_s, end_s) when given), one decode pass."""
+  path = open_source(path)
   info = video.probe(path)
   first, num_frames = sampling.frame_window(info.num_frames, info.fps, start_s, end_s)
   indices = first + sampling.multi_clip_indices(num_frames, spec.num_frames, spec.frame_stride,

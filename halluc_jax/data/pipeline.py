@@ -82,8 +82,8 @@ def read_split(config, split):
   """`annotations.Annotations` of one split in config.data.format (data/datasets); the
   annotations are read once per (file version, split, format settings)."""
   data = config.data
-  return _read_split(datasets.format_of(data), data.annotations, _version(data.annotations),
-                     data.root, split, datasets.options_of(data))
+  fmt, source, root = datasets.location_of(data)
+  return _read_split(fmt, source, _version(source), root, split, datasets.options_of(data))
 
 
 @functools.lru_cache(maxsize=32)
@@ -95,8 +95,8 @@ def _read_split(fmt, source, version, root, split, options):
 def split_names(config):
   """The split names of config.data.annotations (read once per file version)."""
   data = config.data
-  return _split_names(datasets.format_of(data), data.annotations, _version(data.annotations),
-                      datasets.options_of(data))
+  fmt, source, _ = datasets.location_of(data)
+  return _split_names(fmt, source, _version(source), datasets.options_of(data))
 
 
 @functools.lru_cache(maxsize=8)

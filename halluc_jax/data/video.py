@@ -14,6 +14,10 @@ Streams without usable timestamps are read by counting frames from the start ins
 seeking: raw .h264 (no pts), Xvid AVI with packed B-frames and mp4 muxed without composition
 offsets (pts go backwards in display order). Frames and counts then follow decoder output order.
 
+In-memory videos: every function taking a `path` also takes an `EncodedVideo` (a name and the
+container's bytes, e.g. one record of a TFDS pack, data/tfds_pack.py), decoded from memory with
+no file written; its name stands for the path in messages.
+
 Errors: a missing, empty, non-media, corrupt or audio-only file raises `VideoReadError` naming the
 path and the reason. A truncated file serves the frames it still holds: `probe` counts only the
 complete ones (and logs the truncation). A wanted frame that cannot be decoded (its packet is
@@ -23,6 +27,7 @@ import collections
 import contextlib
 import fractions
 import functools
+import io
 import logging
 import os
 from typing import NamedTuple
@@ -59,6 +64,24 @@ class VideoInfo(NamedTuple):
   rotation: int
 
 
+class EncodedVideo(NamedTuple):
+  """A video container held in memory (a TFDS record's bytes), accepted wherever a path is.
+
+  Attributes:
+    name: stands for the path in messages and in the probe cache; unique per video.
+    data: the encoded container (mp4, webm, ...) as bytes.
+  """
+  name: str
+  data: bytes
+
+  def __str__(self):
+    return self.name
+
+
+_ENCODED_PROBES = collections.OrderedDict()  # (name, size) -> probe result, the newest last
+_ENCODED_PROBE_CACHE = 256
+
+
 def _fail(path, reason):
   return VideoReadError(f"cannot decode video '{path}': {reason}")
 
@@ -70,6 +93,26 @@ def _close(a, b, num_frames):
 @functools.lru_cache(maxsize=4096)
 def _probe_cached(path, mtime_ns, size):
   del mtime_ns  # Cache key only: a rewritten file is probed again.
+  return _probe_uncached(path, size)
+
+
+def _probe_encoded(encoded):
+  """`_probe_uncached` of an EncodedVideo, cached by (name, size) without keeping its bytes."""
+  key = (encoded.name, len(encoded.data))
+  result = _ENCODED_PROBES.get(key)
+  if result is None:
+    if not encoded.data:
+      raise _fail(encoded, 'empty file')
+    result = _ENCODED_PROBES[key] = _probe_uncached(encoded, len(encoded.data))
+    while len(_ENCODED_PROBES) > _ENCODED_PROBE_CACHE:  # loader threads share it: tolerate races
+      try:
+        _ENCODED_PROBES.popitem(last=False)
+      except KeyError:
+        break
+  return result
+
+
+def _probe_uncached(path, size):
   with _open(path) as (container, stream):
     first = next(_decoded(stream, container.demux(stream), {}), None)
     if first is None:
@@ -108,6 +151,8 @@ def probe(path):
 
 
 def _probe_with_rate(path):
+  if isinstance(path, EncodedVideo):
+    return _probe_encoded(path)
   try:
     st = os.stat(path)
   except FileNotFoundError:
@@ -123,9 +168,11 @@ def _probe_with_rate(path):
 
 @contextlib.contextmanager
 def _open(path, threads=1):
-  """Opens `path`; yields (container, its first video stream) and closes the container."""
+  """Opens `path` (or an EncodedVideo); yields (container, its first video stream) and closes
+  the container."""
+  source = io.BytesIO(path.data) if isinstance(path, EncodedVideo) else path
   try:
-    container = av.open(path, metadata_errors='ignore')
+    container = av.open(source, metadata_errors='ignore')
   except av.FFmpegError as e:
     raise _fail(path, f'not a readable media file ({e.strerror})') from None
   with container:

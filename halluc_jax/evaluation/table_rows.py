@@ -52,6 +52,10 @@ LATER_KEYS = (
     # Dataset readers (data/datasets): every committed run read a CSV; the format's settings
     # change nothing for a format that does not read them.
     (('data', 'format'), 'csv', lambda config: False),
+    # A TFDS pack (data/tfds_builder.py) holds the same videos, re-encoded or not: which pack
+    # is a row key, where it lies is not.
+    (('data', 'source'), '', lambda config: False),
+    (('data', 'tfds_data_dir'), '', lambda config: True),
     (('data', 'split_index'), 1,
      lambda config: _get(config, ('data', 'format'), 'csv') not in ('hmdb51', 'ucf101',
                                                                   'mpii_cooking')),

@@ -18,6 +18,7 @@ from halluc_jax.data.datasets import epic_kitchens55
 from halluc_jax.data.datasets import hmdb51
 from halluc_jax.data.datasets import mpii_cooking
 from halluc_jax.data.datasets import ssv2
+from halluc_jax.data.datasets import tfds_pack
 from halluc_jax.data.datasets import toyota_smarthome
 from halluc_jax.data.datasets import ucf101
 from halluc_jax.data.datasets import yupp
@@ -34,6 +35,7 @@ READERS = {
     'mpii_cooking': mpii_cooking,
 }
 FORMATS = (CSV,) + tuple(READERS)
+TFDS = 'tfds'  # config.data.source = 'tfds:<name>': a pack of any of them (tfds_pack.py)
 
 
 def format_of(data):
@@ -53,11 +55,26 @@ def options_of(data):
           ('val_participants', tuple(data.get('val_participants', ()) or ())))
 
 
+def location_of(data):
+  """(format, annotation source, video root) of config.data: its annotation files, or for
+  config.data.source = 'tfds:<name>' ('tfds', the pack's folder, config.data.tfds_data_dir)."""
+  source = str(data.get('source', '') or '')
+  if source.startswith(tfds_pack.PREFIX):
+    data_dir = str(data.get('tfds_data_dir', '') or '')
+    return TFDS, tfds_pack.pack_folder(source, data_dir), data_dir
+  if source:
+    raise ValueError(f"config.data.source={source!r}; expected '' (the files of "
+                     "config.data.format) or 'tfds:<name>' (a TFDS pack).")
+  return format_of(data), str(data.annotations), str(data.root)
+
+
 def read_split(fmt, source, root, split, options):
   """Annotations of one split of `source` (config.data.annotations) in format `fmt`."""
   options = dict(options)
   if fmt == CSV:
     return annotations.read_annotations(source, root, split, options['multi_label'])
+  if fmt == TFDS:
+    return tfds_pack.read(source, root, split, options)
   return READERS[fmt].read(source, root, split, options)
 
 
@@ -65,14 +82,18 @@ def split_names_of(fmt, source, options):
   """The split names `source` holds in format `fmt`."""
   if fmt == CSV:
     return annotations.split_names(source)
+  if fmt == TFDS:
+    return tfds_pack.split_names(source, options)
   return READERS[fmt].split_names(source, dict(options))
 
 
 def read(data, split):
   """Annotations of one split for config.data (no caching: pipeline.read_split caches)."""
-  return read_split(format_of(data), data.annotations, data.root, split, options_of(data))
+  fmt, source, root = location_of(data)
+  return read_split(fmt, source, root, split, options_of(data))
 
 
 def split_names(data):
   """The split names of config.data's dataset."""
-  return split_names_of(format_of(data), data.annotations, options_of(data))
+  fmt, source, _ = location_of(data)
+  return split_names_of(fmt, source, options_of(data))

@@ -204,7 +204,8 @@ _X264_ASM = 'SSE2' if platform.machine().lower() in ('x86_64', 'amd64') else '0'
 
 
 def write_mp4(path, frames, fps, crf=20):
-  """Encodes uint8 RGB frames (T, H, W, 3) as H.264 yuv420p, deterministically.
+  """Encodes uint8 RGB frames (T, H, W, 3) as H.264 yuv420p, deterministically, into `path`
+  (a file name, or a binary buffer such as io.BytesIO).
 
   The bytes are a pure function of the frames for a given PyAV build, whatever the process or
   x86-64 CPU: exact colour conversion (`rgb_to_yuv420p`, no swscale), one x264 thread, a fixed
@@ -214,7 +215,8 @@ def write_mp4(path, frames, fps, crf=20):
   if height % 2 or width % 2:
     raise ValueError(f'{path}: yuv420p needs even frame sides, got {width}x{height}')
   rate = fractions.Fraction(fps)
-  with av.open(str(path), mode='w', format='mp4') as container:
+  target = path if hasattr(path, 'write') else str(path)  # a file name or a writable buffer
+  with av.open(target, mode='w', format='mp4') as container:
     stream = container.add_stream('libx264', rate=rate)
     stream.width, stream.height, stream.pix_fmt = width, height, 'yuv420p'
     stream.codec_context.thread_count = 1
