@@ -8,7 +8,7 @@ the DirectRunner with `config.extract.num_workers` processes (0: in this process
 per-video worker, cache and outputs as `python -m halluc_jax.targets.extract` (both are
 `extraction.py`), so the shards and manifest are the same as that CLI's (tests/
 test_extract_beam.py): Create(jobs) -> Reshuffle (spreads the videos over the workers) ->
-ParDo(process_video) -> one small (video_id, error, computed) line per video, written to
+ParDo(process_video) -> one small JSON line per video (video_id, error, computed, worker) in
 `<out_dir>/beam_outcomes.jsonl`; then this process reads the targets back from the per-video
 cache files (they are the durable per-video output) and writes shards + manifest.
 
@@ -16,24 +16,29 @@ Failures: a video whose extraction raises is reported as failed, counted in the 
 `skipped_videos` and the summary's `skipped`, never aborts the pipeline (as in the CLI, a run
 in which every video fails is an error, at the end). Resume: a rerun after an interruption finds
 the finished videos in the cache and recomputes nothing of them (summary: computed vs cached).
+A crash of a worker process itself (native code) is not caught here: the runner retries the
+bundle (Dataflow) or fails the run, and a rerun resumes from the cache.
 Beam counters extract/{computed,cached,failed} count the same on runners that show metrics.
 
-Other runners (not tried here; the package must be installed on the workers, e.g.
-`pip wheel --no-deps -w dist .` and `--extra_package dist/halluc_jax-0.1.0-py3-none-any.whl`,
-or a worker container image with `.[beam]` installed, since the OpenCV pin matters):
+Other runners (commands as Beam documents them; not tried here, see the limitation below). The
+workers need the package: `pip wheel --no-deps -w dist .`, then `--extra_package
+dist/halluc_jax-0.1.0-py3-none-any.whl` (installed there with its pinned dependencies; OpenCV's
+version changes the targets), or a worker image with `.[beam]` installed.
 
-  ... -- --runner=DataflowRunner --project=PROJECT --region=REGION \
-         --temp_location=gs://BUCKET/tmp --extra_package=dist/halluc_jax-0.1.0-py3-none-any.whl
   ... -- --runner=FlinkRunner --flink_master=HOST:8081 --environment_type=LOOPBACK
   ... -- --runner=SparkRunner --spark_master_url=spark://HOST:7077 --environment_type=LOOPBACK
+  ... -- --runner=DataflowRunner --project=PROJECT --region=REGION \
+         --temp_location=gs://BUCKET/tmp --extra_package=dist/halluc_jax-0.1.0-py3-none-any.whl
 
-(LOOPBACK runs the Python workers in this process's machine; on a real cluster use
+(LOOPBACK runs the SDK workers in the submitting process, for a first try; on a cluster use
 `--environment_type=DOCKER --sdk_container_image=IMAGE` or PROCESS.)
 
 Limitation: the videos, `<out_dir>/cache/` and `<out_dir>` are read and written with local file
 APIs (numpy, os, ArrayRecord), so every worker and this process must see them at the same POSIX
-path: one machine, or a shared mount (NFS, Filestore, a cluster file system). A gs:// or s3://
-out_dir is not implemented; on Dataflow that means a mounted shared file system, not a bucket.
+path: one machine, or a cluster with a shared mount (NFS, a cluster file system) for Flink or
+Spark. A gs:// or s3:// out_dir is not implemented, so on Dataflow, whose workers share no file
+system, it does not work yet (it needs the cache and outcome reads/writes through
+tf.io.gfile or fsspec, and the shards written locally then copied).
 """
 import json
 import os
