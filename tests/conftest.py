@@ -39,3 +39,48 @@ def fast_compilation():
   jax.config.update('jax_disable_most_optimizations', True)
   yield
   jax.config.update('jax_disable_most_optimizations', previous)
+
+
+@pytest.fixture(scope='session')
+def extract_dataset(tiny_dataset, tmp_path_factory):
+  """A copy of the tiny dataset's train split (file links) plus one corrupt video in the CSV.
+
+  Returns (root, number of real train videos, the corrupt video's id); read-only, like
+  tiny_dataset.
+  """
+  import shutil  # pylint: disable=g-import-not-at-top
+  corrupt_id = 'corrupt_000000_000002'
+  root = tmp_path_factory.mktemp('extract_data')
+  (root / 'train').mkdir()
+  for name in os.listdir(tiny_dataset / 'train'):
+    os.symlink(tiny_dataset / 'train' / name, root / 'train' / name)
+  (root / 'train' / f'{corrupt_id}.mp4').write_bytes(b'\x00\x00\x00\x18ftypmp42' + b'junk' * 64)
+  shutil.copy(tiny_dataset / 'classes.txt', root / 'classes.txt')
+  lines = (tiny_dataset / 'annotations.csv').read_text().splitlines()
+  rows = [line for line in lines[1:] if line.endswith(',train')]
+  label = rows[0].split(',')[0]
+  csv_text = '\n'.join([lines[0]] + rows + [f'{label},corrupt,0,2,train']) + '\n'
+  (root / 'annotations.csv').write_text(csv_text)
+  return root, len(rows), corrupt_id
+
+
+@pytest.fixture(scope='session')
+def extract_config(extract_dataset):
+  """`make(out_dir, **extract_overrides)`: a small, fast extraction config on extract_dataset
+  (4 frames a video, in-process, no progress bar)."""
+  from configs import default  # pylint: disable=g-import-not-at-top
+
+  def make(out_dir, **extract_overrides):
+    c = default.get_config()
+    c.data.root = str(extract_dataset[0])
+    c.data.annotations = str(extract_dataset[0] / 'annotations.csv')
+    c.extract.out_dir = str(out_dir)
+    c.extract.split = 'train'  # the test copy holds the train split only
+    c.extract.frames_per_video = 4
+    c.extract.num_workers = 0
+    c.extract.progress = False
+    c.extract.stream.sdf_motion.params.warmup = 16
+    for key, value in extract_overrides.items():
+      c.extract[key] = value
+    return c
+  return make

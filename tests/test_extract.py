@@ -1,6 +1,5 @@
 """End-to-end target extraction on the tiny dataset: manifest, records, cache, skips, resume."""
 import os
-import pathlib
 import shutil
 
 import cv2
@@ -9,56 +8,22 @@ import pytest
 
 from configs import default
 from halluc_jax.targets import extract
+from halluc_jax.targets import extraction
 from halluc_jax.targets import extract_video
 from halluc_jax.data import aux_targets
 from halluc_jax.data.aux_targets import AuxTargetStore
 from halluc_jax.descriptors import flow, odf, sdf
 from halluc_jax.descriptors.sources import LABEL_SPACE, detectors
 
-CORRUPT_ID = 'corrupt_000000_000002'
-
-
 @pytest.fixture(scope='module')
-def dataset(tiny_dataset, tmp_path_factory):
-  """A copy of the tiny dataset's train split (file links) plus one corrupt video in the CSV."""
-  root = tmp_path_factory.mktemp('extract_data')
-  (root / 'train').mkdir()
-  for name in os.listdir(tiny_dataset / 'train'):
-    os.symlink(tiny_dataset / 'train' / name, root / 'train' / name)
-  (root / 'train' / f'{CORRUPT_ID}.mp4').write_bytes(b'\x00\x00\x00\x18ftypmp42' + b'junk' * 64)
-  shutil.copy(tiny_dataset / 'classes.txt', root / 'classes.txt')
-  lines = (tiny_dataset / 'annotations.csv').read_text().splitlines()
-  rows = [line for line in lines[1:] if line.endswith(',train')]
-  label = rows[0].split(',')[0]
-  csv_text = '\n'.join([lines[0]] + rows + [f'{label},corrupt,0,2,train']) + '\n'
-  (root / 'annotations.csv').write_text(csv_text)
-  return root, len(rows)
-
-
-def _config(root, out_dir, **extract_overrides):
-  c = default.get_config()
-  c.data.root = str(root)
-  c.data.annotations = str(root / 'annotations.csv')
-  c.extract.out_dir = str(out_dir)
-  c.extract.split = 'train'  # the test copy holds the train split only
-  c.extract.frames_per_video = 4
-  c.extract.num_workers = 0
-  c.extract.progress = False
-  c.extract.stream.sdf_motion.params.warmup = 16
-  for key, value in extract_overrides.items():
-    c.extract[key] = value
-  return c
-
-
-@pytest.fixture(scope='module')
-def first_run(dataset, tmp_path_factory):
-  root, num_train = dataset
+def first_run(extract_dataset, extract_config, tmp_path_factory):
+  num_train = extract_dataset[1]
   out_dir = tmp_path_factory.mktemp('targets')
-  config = _config(root, out_dir, num_workers=2)  # spawned worker processes
+  config = extract_config(out_dir, num_workers=2)  # spawned worker processes
   return config, extract.run_extraction(config), num_train
 
 
-def test_manifest_describes_every_stream(first_run):
+def test_manifest_describes_every_stream(first_run, extract_dataset):
   config, _, num_train = first_run
   store = AuxTargetStore(config.extract.out_dir)
   streams = store.manifest['streams']
@@ -81,17 +46,17 @@ def test_manifest_describes_every_stream(first_run):
   # score >= 0.9 keeps actor-sized shapes only; 4 frames of a motion-family clip may show none
   assert streams['odf_shape']['num_present'] > num_train // 2
   assert streams['odf_shape']['source']['parameters']['score_threshold'] == 0.9
-  assert store.manifest['skipped_videos'].keys() == {CORRUPT_ID}
+  assert store.manifest['skipped_videos'].keys() == {extract_dataset[2]}
 
 
 def test_records_equal_the_cached_values(first_run):
   config, summary, num_train = first_run
   store = AuxTargetStore(config.extract.out_dir)
   assert len(store) == num_train == len(summary['computed'])
-  cache_dir = os.path.join(config.extract.out_dir, extract.CACHE_DIR)
+  cache_dir = os.path.join(config.extract.out_dir, extraction.CACHE_DIR)
   checked = 0
   for video_id in summary['computed']:
-    cached = extract.load_cache(extract.cache_path(cache_dir, video_id))
+    cached = extraction.load_cache(extraction.cache_path(cache_dir, video_id))
     targets, masks, num_bad = store.lookup(video_id)
     assert num_bad == 0
     for name, entry in cached.items():
@@ -121,7 +86,8 @@ def test_manifest_holds_train_split_target_stats(first_run, tmp_path):
       np.testing.assert_allclose(entry['mean'], rows.mean(0), rtol=1e-9, atol=1e-12)
       np.testing.assert_allclose(entry['std'], aux_targets.floored_std(rows.std(0)), rtol=1e-9)
   copy = tmp_path / 'targets'
-  shutil.copytree(config.extract.out_dir, copy, ignore=shutil.ignore_patterns(extract.CACHE_DIR))
+  shutil.copytree(config.extract.out_dir, copy,
+                  ignore=shutil.ignore_patterns(extraction.CACHE_DIR))
   manifest = aux_targets.read_manifest(str(copy))
   del manifest[aux_targets.STATS_KEY]
   aux_targets.write_manifest(str(copy), manifest)  # as extracted before the statistics existed
@@ -133,26 +99,27 @@ def test_manifest_holds_train_split_target_stats(first_run, tmp_path):
       np.testing.assert_allclose(again['streams'][name]['mean'], entry['mean'], rtol=1e-9)
 
 
-def test_corrupt_video_is_skipped_and_reported(first_run):
+def test_corrupt_video_is_skipped_and_reported(first_run, extract_dataset):
   config, summary, _ = first_run
-  assert list(summary['skipped']) == [CORRUPT_ID]
-  assert 'VideoReadError' in summary['skipped'][CORRUPT_ID]
-  targets, masks, _ = AuxTargetStore(config.extract.out_dir).lookup(CORRUPT_ID)
+  corrupt_id = extract_dataset[2]
+  assert list(summary['skipped']) == [corrupt_id]
+  assert 'VideoReadError' in summary['skipped'][corrupt_id]
+  targets, masks, _ = AuxTargetStore(config.extract.out_dir).lookup(corrupt_id)
   assert not any(masks.values()) and not any(t.any() for t in targets.values())
 
 
-def test_rerun_resumes_from_the_cache(first_run, tmp_path):
+def test_rerun_resumes_from_the_cache(first_run, extract_dataset, extract_config, tmp_path):
   config, summary, num_train = first_run
   out_dir = tmp_path / 'resumed'
   shutil.copytree(config.extract.out_dir, out_dir)
-  cache_dir = out_dir / extract.CACHE_DIR
+  cache_dir = out_dir / extraction.CACHE_DIR
   dropped = summary['computed'][0]
-  os.remove(extract.cache_path(str(cache_dir), dropped))  # as if interrupted before this one
-  config = _config(pathlib.Path(config.data.root), out_dir)
+  os.remove(extraction.cache_path(str(cache_dir), dropped))  # as if interrupted before this one
+  config = extract_config(out_dir)
   again = extract.run_extraction(config)
   assert again['computed'] == [dropped]
   assert len(again['cached']) == num_train - 1
-  assert list(again['skipped']) == [CORRUPT_ID]  # failures are retried, never cached
+  assert list(again['skipped']) == [extract_dataset[2]]  # failures are retried, never cached
   before = AuxTargetStore(str(first_run[0].extract.out_dir))
   after = AuxTargetStore(str(out_dir))
   for video_id in summary['computed']:
@@ -161,12 +128,11 @@ def test_rerun_resumes_from_the_cache(first_run, tmp_path):
                                     before.lookup(video_id)[0][name])
 
 
-def test_changed_stream_settings_recompute_only_that_stream(first_run, tmp_path):
+def test_changed_stream_settings_recompute_only_that_stream(first_run, extract_config, tmp_path):
   config, summary, _ = first_run
   out_dir = tmp_path / 'changed'
   shutil.copytree(config.extract.out_dir, out_dir)
-  config = _config(pathlib.Path(config.data.root), out_dir,
-                   streams='odf_shape,sdf_spectral')
+  config = extract_config(out_dir, streams='odf_shape,sdf_spectral')
   config.extract.stream.sdf_spectral.d = 32
   again = extract.run_extraction(config)
   assert sorted(again['computed']) == sorted(summary['computed'])  # sdf_spectral was stale
@@ -178,25 +144,23 @@ def test_changed_stream_settings_recompute_only_that_stream(first_run, tmp_path)
                                 before.lookup(vid)[0]['odf_shape'])
 
 
-def test_unknown_stream_is_a_clear_error(first_run):
-  config = _config(pathlib.Path(first_run[0].data.root), '/tmp/unused',
-                   streams='odf_shape,odf_yolo')
+def test_unknown_stream_is_a_clear_error(extract_config):
+  config = extract_config('/tmp/unused', streams='odf_shape,odf_yolo')
   with pytest.raises(ValueError, match='odf_yolo'):
     extract.run_extraction(config)
 
 
 @pytest.mark.parametrize('key,value', [('eig_sign', 'largest'), ('moments', 'mean,cov')])
-def test_bad_descriptor_settings_are_a_clear_error(first_run, key, value):
-  config = _config(pathlib.Path(first_run[0].data.root), '/tmp/unused', streams='odf_shape')
+def test_bad_descriptor_settings_are_a_clear_error(extract_config, key, value):
+  config = extract_config('/tmp/unused', streams='odf_shape')
   config.extract[key] = value
   with pytest.raises(ValueError, match=f'odf_shape.{key}'):
     extract.run_extraction(config)
 
 
-def test_paper_descriptor_settings_give_the_full_psi(first_run, tmp_path):
-  config = _config(pathlib.Path(first_run[0].data.root), tmp_path / 'paper',
-                   streams='sdf_spectral', n_eig=3, eig_sign='max_entry',
-                   moments='mean,eig,skew,kurt,eigval')
+def test_paper_descriptor_settings_give_the_full_psi(extract_config, tmp_path):
+  config = extract_config(tmp_path / 'paper', streams='sdf_spectral', n_eig=3, eig_sign='max_entry',
+                          moments='mean,eig,skew,kurt,eigval')
   extract.run_extraction(config)
   entry = AuxTargetStore(str(tmp_path / 'paper')).manifest['streams']['sdf_spectral']
   assert entry['raw_dim'] == sdf.sdf_dim(n_eig=3)
