@@ -133,7 +133,8 @@ def trajectory_shape(points):
   """[M, 2L] normalised displacements (dx_0, dy_0, ..., dx_{L-1}, dy_{L-1}) / sum ||dP||."""
   steps = np.diff(points, axis=1)
   length = np.linalg.norm(steps, axis=2).sum(axis=1)
-  return (steps / np.where(length > 0, length, 1.0)[:, None, None]).reshape(len(points), -1)
+  return (steps / np.where(length > 0, length, 1.0)[:, None, None]).reshape(
+      len(points), 2 * steps.shape[1])
 
 
 def _to_gray(frames):
@@ -247,11 +248,11 @@ def dense_trajectories(frames, track_length=15, grid_step=5, quality=0.001, patc
 
 def _describe(done, dims, track_length, min_var, max_var, max_dis):
   """(descriptors, points, starts) of the finished tracks that pass IDT's checks."""
-  if not done['points']:
+  points = np.concatenate(done['points']) if done['points'] else np.zeros((0, track_length + 1, 2))
+  ok = valid_tracks(points, min_var, max_var, max_dis)
+  if not np.any(ok):
     return ({p: np.zeros((0, dims[p]), np.float32) for p in PARTS},
             np.zeros((0, track_length + 1, 2), np.float32), np.zeros((0,), np.int64))
-  points = np.concatenate(done['points'])
-  ok = valid_tracks(points, min_var, max_var, max_dis)
   out = {'traj': trajectory_shape(points[ok]).astype(np.float32)}
   for p in PARTS[1:]:
     hist = np.concatenate(done[p])[ok]
