@@ -118,3 +118,12 @@ def test_codebook_is_reused_and_ignores_val_videos(dataset, tmp_path):
 def test_idt_source_without_a_codebook_is_a_clear_error():
   with pytest.raises(ValueError, match='fits it on the train split'):
     idt_video.IdtEncoder('bow')
+
+
+def test_fit_sample_is_the_same_in_worker_processes(dataset, tmp_path):
+  config = _config(dataset, tmp_path / 'targets')
+  settings, videos = idt_fit.settings_of(config), idt_fit.train_videos(config)[:4]
+  in_process, used = idt_fit.sample_descriptors(videos, settings, num_workers=0)
+  spawned, _ = idt_fit.sample_descriptors(videos, settings, num_workers=2)
+  assert used == 4 and len(in_process) == 4 * 40  # fit_per_video rows of each
+  np.testing.assert_array_equal(in_process, spawned)

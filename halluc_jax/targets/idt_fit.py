@@ -11,11 +11,13 @@ fingerprint, so a refitted codebook recomputes every video's IDT targets and not
 The codebook's fingerprint covers config.extract.idt and the train videos' ids and file sizes:
 a rerun with the same train split reuses the file; changing val / test videos never refits it.
 Fitting samples up to `fit_per_video` descriptors of each of `fit_videos` train videos (0 = all;
-a seeded random subset otherwise).
+a seeded random subset otherwise), in `config.extract.num_workers` processes.
 """
+import concurrent.futures
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import time
 
@@ -49,31 +51,54 @@ def codebook_fingerprint(settings, videos):
   return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def sample_descriptors(videos, settings):
-  """[N, dims] descriptors sampled from the fit videos (seeded), and the number of videos used."""
-  rng = np.random.default_rng(int(settings.get('seed', 0)))
+def _sampled_rows(job):
+  """Worker: (index, video_id, path, settings) -> (up to fit_per_video descriptors or None when
+  unreadable, the error). Seeded per video, so the sample does not depend on the scheduling."""
+  index, vid, path, settings = job
+  try:
+    x = idt_video.video_descriptors(path, settings)
+  except video_io.VideoReadError as e:  # the extraction reports it again, as a skip
+    return None, f'{vid}: {e}'
+  per_video = int(settings.get('fit_per_video', 100))
+  if len(x) > per_video:
+    rng = np.random.default_rng([int(settings.get('seed', 0)), index])
+    x = x[np.sort(rng.choice(len(x), per_video, replace=False))]
+  return x, ''
+
+
+def _init_worker():
+  import cv2  # pylint: disable=g-import-not-at-top
+  cv2.setNumThreads(1)  # one process per core already
+
+
+def sample_descriptors(videos, settings, num_workers=0):
+  """[N, dims] descriptors sampled from the fit videos (seeded), and the number of videos used;
+  in `num_workers` spawned processes (0 = in-process)."""
   count = int(settings.get('fit_videos', 0))
   if count and count < len(videos):
+    rng = np.random.default_rng(int(settings.get('seed', 0)))
     videos = [videos[i] for i in sorted(rng.choice(len(videos), count, replace=False))]
-  per_video, rows, used = int(settings.get('fit_per_video', 100)), [], 0
-  for vid, path in videos:
-    try:
-      x = idt_video.video_descriptors(path, settings)
-    except video_io.VideoReadError as e:  # the extraction reports it again, as a skip
-      logging.warning('idt codebook: skipping unreadable train video %s (%s).', vid, e)
-      continue
-    used += bool(len(x))
-    if len(x) > per_video:
-      x = x[np.sort(rng.choice(len(x), per_video, replace=False))]
-    rows.append(x)
+  jobs = [(i, vid, path, settings) for i, (vid, path) in enumerate(videos)]
+  if num_workers <= 0:
+    results = list(map(_sampled_rows, jobs))
+  else:
+    context = multiprocessing.get_context('spawn')  # as extract.py: fork would copy JAX threads
+    with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=context,
+                                                initializer=_init_worker) as pool:
+      results = list(pool.map(_sampled_rows, jobs))
+  for _, error in results:
+    if error:
+      logging.warning('idt codebook: skipping unreadable train video %s.', error)
+  rows = [x for x, _ in results if x is not None]
   parts = idt_video.part_layout(settings)
+  used = sum(bool(len(x)) for x in rows)
   return (np.concatenate(rows) if rows else np.zeros((0, sum(d for _, d in parts)))), used
 
 
 def fit(config, path, fingerprint):
   """Fits the codebook on the train split's descriptors and saves it at path."""
   settings, start = settings_of(config), time.time()
-  x, used = sample_descriptors(train_videos(config), settings)
+  x, used = sample_descriptors(train_videos(config), settings, int(config.extract.num_workers))
   book = codebooks.fit_codebook(
       x, idt_video.part_layout(settings), pca_fraction=float(settings['pca_fraction']),
       bow_words=int(settings['bow_words']), gmm_components=int(settings['gmm_components']),
