@@ -127,3 +127,12 @@ def test_fit_sample_is_the_same_in_worker_processes(dataset, tmp_path):
   spawned, _ = idt_fit.sample_descriptors(videos, settings, num_workers=2)
   assert used == 4 and len(in_process) == 4 * 40  # fit_per_video rows of each
   np.testing.assert_array_equal(in_process, spawned)
+
+
+def test_unreadable_train_video_is_left_out_of_the_fit(dataset, tmp_path):
+  config = _config(dataset, tmp_path / 'targets')
+  junk = tmp_path / 'junk.mp4'
+  junk.write_bytes(b'\x00\x00\x00\x18ftypmp42' + b'junk' * 64)
+  videos = idt_fit.train_videos(config)[:2] + [('junk', str(junk)), ('gone', str(tmp_path / 'no'))]
+  x, used = idt_fit.sample_descriptors(videos, idt_fit.settings_of(config))
+  assert used == 2 and len(x) == 2 * 40

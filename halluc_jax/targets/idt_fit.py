@@ -57,7 +57,7 @@ def _sampled_rows(job):
   index, vid, path, settings = job
   try:
     x = idt_video.video_descriptors(path, settings)
-  except video_io.VideoReadError as e:  # the extraction reports it again, as a skip
+  except (video_io.VideoReadError, OSError) as e:  # the extraction reports it again, as a skip
     return None, f'{vid}: {e}'
   per_video = int(settings.get('fit_per_video', 100))
   if len(x) > per_video:

@@ -13,6 +13,7 @@ The three streams of one video share one trajectory computation (`video_descript
 last video's descriptors).
 """
 import json
+import os
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from halluc_jax.descriptors import trajectories
 # Keys of config.extract.idt read by the per-video side (the rest configure the codebook fit).
 READ_KEYS = ('resize_short', 'frame_stride', 'max_frames')
 TRACK_KEYS = tuple(trajectories.DEFAULTS) + ('flow_method',)
-_LAST = {}  # (path, settings json) -> descriptors of the last video, per process
+_LAST = {}  # (path, size, mtime, settings json) -> the last video's descriptors, per process
 
 
 def read_frames(path, settings):
@@ -39,7 +40,8 @@ def read_frames(path, settings):
 
 def video_descriptors(path, settings):
   """float32 [N, 426 at the defaults] trajectory descriptors of one video (parts in PARTS order)."""
-  key = (path, json.dumps(settings, sort_keys=True, default=str))
+  stat = os.stat(path)  # a file replaced under the same name is not served from the memo
+  key = (path, stat.st_size, stat.st_mtime_ns, json.dumps(settings, sort_keys=True, default=str))
   if key not in _LAST:
     _LAST.clear()
     frames = read_frames(path, settings)
