@@ -145,11 +145,27 @@ def get_config(arg=None):
       ('sdf_motion', 'sdf', 'motion', 23000, {'warmup': 64}),
       # camera='median': HOF of the flow minus its per-frame median (camera shake cancelled)
       ('off_hofmbh', 'off', 'flow', 31000, {'method': 'dis', 'feature': 'hof_mbh',
-                                            'camera': 'median'})):
+                                            'camera': 'median'}),
+      # BoW / FV of dense trajectories (the group picks the encoding; configs/idt_streams.py).
+      ('bow_idt', 'bow', 'idt', 41000, {}), ('fv1_idt', 'fv1', 'idt', 42000, {}),
+      ('fv2_idt', 'fv2', 'idt', 43000, {})):
     c.extract.stream[name] = ml_collections.ConfigDict({
         'group': group, 'source': source, 'params': params,
         'd': 128, 'num_sketches': 1, 'seed': seed,  # K = 1 on CPU (paper: K = 8, docs/method.md §9.6)
         'pn': 'sigme', 'pn_params': {'eta': 50.0, 'eps': 1e-6}})
+  # The IDT streams' shared settings (halluc_jax/targets/idt_video.py, docs/method.md 'IDT
+  # streams'): dense trajectories (descriptors/trajectories.py; IDT's L, grid and pruning), the
+  # frames they run on, and the codebook fitted on config.data.train_split only (idt_fit.py):
+  # per-part PCA to pca_fraction of 426 dims, k-means words (paper 1000) and a diagonal GMM
+  # (paper 256 components), sized for a few hundred CPU videos.
+  c.extract.idt = ml_collections.ConfigDict({
+      'track_length': 15, 'grid_step': 5, 'quality': 0.001, 'patch_size': 16, 'nxy': 2, 'nt': 3,
+      'min_var': 1.7320508075688772, 'max_var': 50.0, 'max_dis': 20.0, 'zero_flow': 0.4,
+      'flow_method': 'farneback',
+      'resize_short': 0, 'frame_stride': 1, 'max_frames': 0,  # 0: native size, every frame
+      'pca_fraction': 0.5, 'bow_words': 256, 'gmm_components': 16, 'kmeans_iters': 25,
+      'gmm_iters': 30, 'alpha': 0.5,  # alpha: improved BoW / FV power normalisation
+      'fit_videos': 0, 'fit_per_video': 100, 'seed': 0})  # fit_videos 0 = every train video
   # Paper-scale sources are imported (formats: halluc_jax/descriptors/sources/external.py), e.g.
   #   c.extract.stream.odf_frcnn = ConfigDict({'group': 'odf', 'source': 'external_det',
   #       'params': {'path': 'dets/frcnn.jsonl', 'label_space': 171, 'class_score_dim': 0}, ...})

@@ -66,6 +66,11 @@ LATER_KEYS = (
      lambda config: _get(config, ('data', 'format'), 'csv') != 'epic_kitchens55'),
     (('data', 'val_participants'), [],
      lambda config: _get(config, ('data', 'format'), 'csv') != 'epic_kitchens55'),
+    # The IDT streams' extraction settings: what a run trains on is in its manifest, not here.
+    (('extract', 'idt'), {}, lambda config: True),
+    (('extract', 'stream', 'bow_idt'), {}, lambda config: True),
+    (('extract', 'stream', 'fv1_idt'), {}, lambda config: True),
+    (('extract', 'stream', 'fv2_idt'), {}, lambda config: True),
 )
 
 

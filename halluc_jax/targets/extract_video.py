@@ -12,6 +12,10 @@ A stream is described by a plain dict (one entry of `config.extract.stream`):
                  'external_feat'                              (gsf / af / bfo / bow / fv1 / fv2 /
                                                                off: per-video feature arrays
                                                                from files, external.py)
+                 'idt'                                        (bow / fv1 / fv2: BoW / FV of
+                                                               dense trajectories, with the
+                                                               train-fitted codebook of
+                                                               idt_fit.py; idt_video.py)
   params         keyword arguments of the source (detector thresholds, flow method, file path...)
   d, num_sketches, seed   target = concat_k sketch_k(PN(l2(psi))), sketch k seeded seed + k
   pn, pn_params  GT power normalisation (SigmE eta=50 by default, docs/method.md §3.3)
@@ -29,6 +33,7 @@ from halluc_jax.descriptors import flow as flow_lib
 from halluc_jax.descriptors import moments, odf, sdf, target
 from halluc_jax.descriptors.sketch import CountSketch
 from halluc_jax.descriptors.sources import LABEL_SPACE, audio, detectors, external, saliency
+from halluc_jax.targets import idt_video
 
 STATIC_SALIENCY = ('spectral', 'fine_grained')
 SOURCES = {'odf': detectors.DETECTOR_KINDS + ('external_det',),
@@ -37,9 +42,12 @@ SOURCES = {'odf': detectors.DETECTOR_KINDS + ('external_det',),
            # Skeleton (GSF), audio (AF) and IDT BoW / FV features computed elsewhere ('bfo', or
            # the paper's separate bow / fv1 / fv2 groups).
            'gsf': ('external_feat',), 'af': ('external_feat', 'audio'), 'bfo': ('external_feat',),
-           'bow': ('external_feat',), 'fv1': ('external_feat',), 'fv2': ('external_feat',)}
+           'bow': ('external_feat', 'idt'), 'fv1': ('external_feat', 'idt'),
+           'fv2': ('external_feat', 'idt')}
 # Sources that need no decoded frames (files, or the soundtrack).
 FILE_SOURCES = ('external_det', 'external_sal', 'external_feat', 'audio')
+# Sources that decode their own frames (trajectories need consecutive ones, not J samples).
+SELF_READING = ('idt',)
 # The sources that run here without files (external ones read the user's), in panel order.
 BUILT_IN = ('shape', 'hog', 'haar', 'mser', 'spectral', 'fine_grained', 'motion', 'flow')
 MOTION_CHUNK = 64  # consecutive frames decoded at once for motion saliency (bounded memory)
@@ -93,6 +101,8 @@ def sources_for(name, spec):
       built = external.ExternalFeatures(**params)
     elif source == 'audio':
       built = audio.LogMelAudio(**params)
+    elif source == 'idt':
+      built = idt_video.IdtEncoder(spec['group'], **params)
     else:
       built = external.ExternalSaliency(**params)
     _BUILT[key] = built
@@ -136,6 +146,8 @@ def _raw_descriptor(name, spec, clip, video_id, path=None):
   multi-moment blocks of spec['moments'] (all by default)."""
   if spec['source'] in ('external_feat', 'audio'):
     return _feature_rows(name, spec, video_id, path)
+  if spec['source'] == 'idt':  # a video-level BoW / FV vector, no multi-moment descriptor
+    return sources_for(name, spec)(path)
   vec, stats = _full_descriptor(name, spec, clip, video_id)
   if vec is not None:
     vec = moments.select_blocks(vec, int(spec['n_eig']), moment_settings(spec)[1])
@@ -237,7 +249,7 @@ def compute_streams(video_id, path, specs, frames_per_video=32, resize_short=0):
   Raises:
     VideoReadError: the video cannot be decoded.
   """
-  needs_frames = any(s['source'] not in FILE_SOURCES for s in specs.values())
+  needs_frames = any(s['source'] not in FILE_SOURCES + SELF_READING for s in specs.values())
   clip = read_clip(path, specs, frames_per_video, resize_short) if needs_frames else None
   out = {}
   for name, spec in specs.items():

@@ -31,6 +31,7 @@ import urllib.parse
 import numpy as np
 
 from halluc_jax.targets import extract_video
+from halluc_jax.targets import idt_fit
 from halluc_jax.data import datasets
 
 CACHE_DIR = 'cache'
@@ -119,7 +120,7 @@ def plan_extraction(config):
   out_dir = str(ex.out_dir or config.data.aux_dir)
   if not out_dir:
     raise ValueError('No output directory: set config.extract.out_dir or config.data.aux_dir.')
-  specs = extract_video.stream_specs(ex)
+  specs = idt_fit.with_codebook(config, extract_video.stream_specs(ex))  # train-only fit
   prints = {n: fingerprint(s, ex) for n, s in specs.items()}
   videos, missing = read_video_list(config)
   if missing:
