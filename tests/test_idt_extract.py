@@ -10,6 +10,7 @@ from configs import default
 from halluc_jax.data import aux_targets
 from halluc_jax.descriptors import codebooks, trajectories
 from halluc_jax.targets import extract
+from halluc_jax.targets import extraction
 from halluc_jax.targets import idt_fit
 from halluc_jax.targets import idt_video
 
@@ -97,7 +98,7 @@ def test_codebook_is_reused_and_ignores_val_videos(dataset, tmp_path):
   os.symlink(os.path.realpath(val_dir / other), val_dir / victim)  # a different val video
   vid = os.path.splitext(victim)[0]
   before = aux_targets.AuxTargetStore(config.extract.out_dir).lookup(vid, raw=True)[0]
-  shutil.rmtree(tmp_path / 'targets' / extract.CACHE_DIR)  # force the val video's recompute
+  shutil.rmtree(tmp_path / 'targets' / extraction.CACHE_DIR)  # force the val video's recompute
   summary = extract.run_extraction(config)
   assert book_path.stat().st_mtime_ns == first_mtime and book_path.read_bytes() == first_bytes
   assert len(summary['computed']) == summary['num_videos']

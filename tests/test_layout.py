@@ -14,7 +14,8 @@ LAYERS = (
 )
 TOOL_PACKAGES = ('halluc_jax.tools', 'halluc_jax.bench', 'halluc_jax.targets')
 # Library modules of the tool packages (imported by the CLIs beside them), not tools.
-TOOL_LIBRARIES = ('halluc_jax.targets.extract_video', 'halluc_jax.targets.idt_fit',
+TOOL_LIBRARIES = ('halluc_jax.targets.extraction', 'halluc_jax.targets.extract_video',
+                  'halluc_jax.targets.idt_fit',
                   'halluc_jax.targets.idt_video', 'halluc_jax.bench.torch_peers')
 
 

@@ -13,10 +13,15 @@ with the pipeline's `transforms.resize_short`, then the same augmentation. Start
 spawning workers, opening files) is timed apart from the steady state, which is measured over
 the following `--num_batches` batches.
 
+With `--tfds_names` the same grain pipeline also reads TFDS packs of the dataset
+(data/tfds_builder.py, `config.data.source = 'tfds:<name>'`), side by side with the mp4 folder
+at each worker count, and the disk size of the folder's videos and of each pack is printed.
+
 Usage:
   python -m halluc_jax.data.synthetic --out /tmp/syn
   python -m halluc_jax.bench.input --data_dir /tmp/syn [--num_batches 20 --batch_size 8
       --config configs/default.py --config.data.num_frames 16]
+      [--tfds_names objects_s0,objects_s72 --tfds_data_dir data/tfds]
 """
 import functools
 import os
@@ -112,6 +117,40 @@ def time_decord_loop(config, num_clips, seed=0):
   return time_plain_loop(config, num_clips, seed, functools.partial(_decord_clip, decord))
 
 
+def _folder_mib(paths):
+  return sum(os.path.getsize(p) for p in paths) / 2**20
+
+
+def disk_sizes(config, names, data_dir):
+  """{'mp4 folder' | 'tfds:<name>': MiB}: the videos of every split, and each pack's files."""
+  records = [r for split in pipeline.split_names(config)
+             for r in pipeline.load_split(config, split)]
+  sizes = {'mp4 folder': _folder_mib({r.path for r in records})}
+  for name in names:
+    folder = os.path.join(data_dir, name)
+    sizes[f'tfds:{name}'] = _folder_mib([os.path.join(d, f) for d, _, files in os.walk(folder)
+                                         for f in files])
+  return sizes
+
+
+def print_packs(config, names, data_dir, workers, num_batches):
+  """The grain pipeline on the folder and on each pack, per worker count; then disk sizes."""
+  print(f'{"source":<26}{"workers":>8}{"start-up s":>11}{"clips/s":>10}{"vs folder":>10}')
+  for count in workers:
+    folder = None
+    for name in [''] + list(names):
+      packed = config.copy_and_resolve_references()
+      packed.data.source = f'tfds:{name}' if name else ''
+      packed.data.tfds_data_dir = data_dir
+      startup, rate = time_pipeline(packed, count, num_batches)
+      folder = folder or rate
+      label = f'tfds:{name}' if name else 'mp4 folder'
+      print(f'{label:<26}{count:>8}{startup:>11.2f}{rate:>10.1f}{rate / folder:>10.2f}')
+  sizes = disk_sizes(config, names, data_dir)
+  for label, mib in sizes.items():
+    print(f'disk {label:<21}{mib:>10.2f} MiB{mib / sizes["mp4 folder"]:>10.2f}x')
+
+
 def _define_flags():
   config_flags.DEFINE_config_file('config', _DEFAULT_CONFIG, 'Config whose data section is used.')
   flags.DEFINE_string('data_dir', None, 'Dataset root holding annotations.csv.', required=True)
@@ -119,6 +158,9 @@ def _define_flags():
   flags.DEFINE_integer('batch_size', 8, 'Clips per batch.')
   flags.DEFINE_integer('read_threads', 1, 'grain read threads per process (config.data).')
   flags.DEFINE_list('workers', ['0', '1', '2'], 'Worker-process counts to time.')
+  flags.DEFINE_list('tfds_names', [], 'TFDS packs of the dataset to time against the folder '
+                    '(only those, then), e.g. objects_s0,objects_s72.')
+  flags.DEFINE_string('tfds_data_dir', '', 'TFDS data directory of --tfds_names.')
 
 
 def main(argv):
@@ -127,6 +169,13 @@ def main(argv):
   f = flags.FLAGS
   config = bench_config(f.config, f.data_dir, f.batch_size, f.read_threads)
   num_clips = f.num_batches * f.batch_size
+  if f.tfds_names:
+    c = config.data
+    print(f'clip {c.num_frames}x{c.crop_size}x{c.crop_size}, resize_short {c.resize_short}; '
+          f'batch {f.batch_size}, {f.num_batches} timed batches, {os.cpu_count()} CPUs')
+    print_packs(config, f.tfds_names, f.tfds_data_dir, [int(w) for w in f.workers],
+                f.num_batches)
+    return
   plain = time_plain_loop(config, num_clips)
   c = config.data
   print(f'clip {c.num_frames}x{c.crop_size}x{c.crop_size}, stride {c.frame_stride}, '
