@@ -89,9 +89,10 @@ case "$cmd" in
       xargs -P "${HALLUC_PARALLEL:-1}" -L 1 bash -c '
         row=$0; seed=$1; wd="$ABL_DIR/${row}_s$seed"
         data_flags="--config.data.root=$DATA_DIR --config.data.annotations=$DATA_DIR/annotations.csv"
-        has_targets=$("$VENV/bin/python" -c "import runpy, sys
-print(bool(runpy.run_path(sys.argv[1])[\"get_config\"]().data.aux_dir))" "configs/$row.py")
-        [ "$has_targets" = True ] && data_flags="$data_flags --config.data.aux_dir=$DATA_DIR/targets"
+        # The target folder of the row, moved under DATA_DIR (targets, or e.g. targets_idt); none: RGB only.
+        targets=$("$VENV/bin/python" -c "import os, runpy, sys
+print(os.path.basename(str(runpy.run_path(sys.argv[1])[\"get_config\"]().data.aux_dir).rstrip(\"/\")))" "configs/$row.py")
+        [ -n "$targets" ] && data_flags="$data_flags --config.data.aux_dir=$DATA_DIR/$targets"
         export_run() {
           "$VENV/bin/python" -m halluc_jax.tools.tables --export "$wd" --results_dir "$RES_DIR" \
             || echo "[run.sh] $wd: not exported to $RES_DIR (see above)"
