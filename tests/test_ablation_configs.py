@@ -14,6 +14,7 @@ EXPECTED_ROWS = {
     'hal_odf': ('ODF', 'MSE', '-'),
     'hal_sdf': ('SDF', 'MSE', '-'),
     'hal_off': ('OFF', 'MSE', '-'),
+    'hal_idt': ('BOW + FV1 + FV2', 'MSE', '-'),
     'hal_all_mse': ('OFF + ODF + SDF', 'MSE', '-'),
     'hal_all_unc_diag': ('OFF + ODF + SDF', 'Uncert.', 'diag'),
     'hal_all_unc_grouped': ('OFF + ODF + SDF', 'Uncert.', 'grouped'),
