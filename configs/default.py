@@ -260,6 +260,10 @@ def get_config(arg=None):
   # JAX's persistent compilation cache: a rerun, a resumed run or another seed of the same config
   # loads its compiled programs instead of compiling them again ('' = off; README 'Performance').
   c.train.compilation_cache_dir = '~/.cache/halluc_jax/jax_cache'
+  # CPU backend only: split the batch over N host devices, one per core (halluc_jax/host_devices.py;
+  # 2 on the 2-core CPU: 0.86x the step of this model, 0.81x I3D-mini's; README 'Performance').
+  # 1 = JAX's single CPU device, which every committed result used. The batch must divide by N.
+  c.train.cpu_devices = 1
 
   # ---- Optimiser (halluc_jax/optim.py); paper: Adam 1e-4 halved every 10 epochs. ----
   # The small from-scratch CPU model gets 16 epochs, so it uses 10x the paper's rate with a

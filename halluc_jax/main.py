@@ -70,7 +70,9 @@ def main(argv):
   if _PLATFORM.value:
     jax.config.update('jax_platforms', _PLATFORM.value)
   from halluc_jax import distributed  # pylint: disable=g-import-not-at-top
+  from halluc_jax import host_devices  # pylint: disable=g-import-not-at-top
   try:  # before anything touches devices
+    host_devices.configure(config.train.get('cpu_devices', 1))
     distributed.initialize(config.distributed)
   except ValueError as e:
     print(f'FATAL: {e}', file=sys.stderr)

@@ -22,6 +22,7 @@ run with N = 0 to see how much each side slows down.
 Usage (torch and transformers: `pip install -e '.[bench]'`):
   python -m halluc_jax.bench.peer --case vivit_s [--rounds 3 --steps 6 --warmup 2]
   python -m halluc_jax.bench.peer --case default --decode_workers 1 --data_dir data/synthetic_objects
+  python -m halluc_jax.bench.peer --case default --cpu_devices 2   # ours on 2 host devices
 """
 import multiprocessing
 import os
@@ -34,6 +35,7 @@ from absl import flags
 import jax
 import numpy as np
 
+from halluc_jax import host_devices
 from halluc_jax import setup as setup_lib
 from halluc_jax import sharding
 from halluc_jax.data import pipeline
@@ -66,6 +68,9 @@ _DECODE = flags.DEFINE_integer('decode_workers', 0,
 _DATA = flags.DEFINE_string('data_dir', 'data/synthetic_objects',
                             'Dataset the background pipeline decodes (--decode_workers > 0).')
 _THREADS = flags.DEFINE_integer('torch_threads', 0, 'torch intra-op threads (0 = CPU count).')
+_CPU_DEVICES = flags.DEFINE_integer(
+    'cpu_devices', 1, 'Ours: the batch split over this many host CPU devices '
+    '(config.train.cpu_devices, halluc_jax/host_devices.py).')
 
 
 def case_config(case):
@@ -120,6 +125,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   torch, transformers = torch_peers.require_torch()
   config = case_config(_CASE.value)
+  config.train.cpu_devices = _CPU_DEVICES.value
+  host_devices.configure(config.train.cpu_devices)  # before the backend starts
   d = config.data
   threads = torch_peers.set_threads(_THREADS.value or os.cpu_count())
 
@@ -152,7 +159,8 @@ def main(argv):
         f'{d.num_classes} classes, float32, CPU x {os.cpu_count()}')
   print(f'  ours: {hallucinator.backbone_label(config.model.backbone)} '
         f'{dict(config.model.backbone.overrides)}, {ours_params / 1e6:.2f} M params, '
-        f'{flops / 1e12:.4g} model TFLOPs per step; jax {jax.__version__}')
+        f'{flops / 1e12:.4g} model TFLOPs per step, {len(jax.devices())} device(s); '
+        f'jax {jax.__version__}')
   peer_name = type(getattr(model, 'model', model)).__name__
   print(f'  peer: {peer_name}, {torch_peers.num_parameters(model) / 1e6:.2f} M params; torch {torch.__version__} '
         f'({threads} threads), transformers {transformers.__version__}')

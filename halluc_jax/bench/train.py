@@ -36,6 +36,7 @@ from ml_collections import config_flags
 
 from halluc_jax.perf import mfu as mfu_lib
 from halluc_jax.perf import step_inputs
+from halluc_jax import host_devices
 from halluc_jax import sharding
 from halluc_jax import setup as setup_lib
 from halluc_jax.data import pipeline
@@ -89,6 +90,7 @@ def main(argv):
   config = f.config
   if f.data_dir:
     config = step_inputs.point_at_data(config, f.data_dir)
+  host_devices.configure(config.train.get('cpu_devices', 1))  # before the backend starts
   devices = jax.devices()
   mesh = sharding.make_mesh(config.mesh, devices)
   setup = setup_lib.Setup(config, mesh, abstract=not f.real)  # the real run reads the data

@@ -28,6 +28,7 @@ LATER_KEYS = (
      lambda config: _get(config, ('loss', 'hallucination'), 'mse') != 'uncertainty'),
     (('model', 'streams', 'use_groups'), [], lambda config: False),  # [] = no filter
     (('train', 'compilation_cache_dir'), '', lambda config: True),  # speed only: never a row key
+    (('train', 'cpu_devices'), 1, lambda config: True),  # speed only (float reduction order)
     (('model', 'backbone', 'gelu'), 'tanh', lambda config: False),
     (('optim', 'layer_decay'), 1.0, lambda config: False),
     (('train', 'ema_decay'), 0.0, lambda config: False),
