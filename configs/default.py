@@ -262,7 +262,8 @@ def get_config(arg=None):
   c.train.compilation_cache_dir = '~/.cache/halluc_jax/jax_cache'
   # CPU backend only: split the batch over N host devices, one per core (halluc_jax/host_devices.py;
   # 2 on the 2-core CPU: 0.86x the step of this model, 0.81x I3D-mini's; README 'Performance').
-  # 1 = JAX's single CPU device, which every committed result used. The batch must divide by N.
+  # 1 = JAX's single CPU device, which every committed result used (pass 2 for new CPU runs: 0.85x
+  # the step with the real pipeline beside it). The batch must divide by N.
   c.train.cpu_devices = 1
 
   # ---- Optimiser (halluc_jax/optim.py); paper: Adam 1e-4 halved every 10 epochs. ----

@@ -119,6 +119,7 @@ class Setup:
       steps_per_epoch = ABSTRACT_STEPS_PER_EPOCH
     self.steps_per_epoch, self.total_steps = schedule_lengths(config, steps_per_epoch)
     self.schedule = optim.make_schedule(config.optim, self.steps_per_epoch, self.total_steps)
+    sharding.check_batch_divides(config.data.batch_size, self.mesh)
     self.batch_sharding = sharding.batch_sharding(self.mesh)
     self.replicated = sharding.replicated(self.mesh)
 

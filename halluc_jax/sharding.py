@@ -65,6 +65,16 @@ def batch_sharding(mesh):
   return NamedSharding(mesh, P(BATCH_AXES))
 
 
+def check_batch_divides(batch_size, mesh):
+  """Raises a ValueError naming the config when the batch does not split over BATCH_AXES."""
+  shards = math.prod(int(mesh.shape[a]) for a in BATCH_AXES)
+  if int(batch_size) % shards:
+    raise ValueError(
+        f'config.data.batch_size={batch_size} does not split over the {shards} devices of the '
+        f'mesh axes {BATCH_AXES} ({math.prod(mesh.shape.values())} devices in all; on the CPU backend '
+        'config.train.cpu_devices sets how many): use a multiple of it.')
+
+
 def replicated(mesh):
   return NamedSharding(mesh, P())
 

@@ -67,3 +67,14 @@ def test_main_trains_on_two_host_devices(tiny_dataset, tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'JAX devices: [CpuDevice(id=0), CpuDevice(id=1)]' in proc.stderr, proc.stderr[-3000:]
   assert (tmp_path / 'wd' / 'eval' / 'eval_latest.json').is_file()
+
+
+def test_a_batch_that_does_not_split_over_the_devices_names_the_config():
+  import jax  # pylint: disable=g-import-not-at-top
+  from halluc_jax import sharding  # pylint: disable=g-import-not-at-top
+  mesh = jax.sharding.AbstractMesh((2, 2, 1), ('data', 'fsdp', 'tensor'))
+  sharding.check_batch_divides(8, mesh)
+  with pytest.raises(ValueError, match=r'batch_size=6 does not split over the 4 devices.*cpu_devices'):
+    sharding.check_batch_divides(6, mesh)
+  tensor_only = jax.sharding.AbstractMesh((1, 1, 4), ('data', 'fsdp', 'tensor'))
+  sharding.check_batch_divides(3, tensor_only)  # tensor parallelism does not split the batch
