@@ -67,7 +67,7 @@ def batch_sharding(mesh):
 
 def check_batch_divides(batch_size, mesh):
   """Raises a ValueError naming the config when the batch does not split over BATCH_AXES."""
-  shards = math.prod(int(mesh.shape[a]) for a in BATCH_AXES)
+  shards = data_parallel_size(mesh)
   if int(batch_size) % shards:
     raise ValueError(
         f'config.data.batch_size={batch_size} does not split over the {shards} devices of the '

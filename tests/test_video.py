@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from halluc_jax.data import frame_rgb
 from halluc_jax.data import video
 import video_fixtures as vf
 
@@ -275,7 +276,7 @@ def test_opencv_conversion_really_takes_the_cv2_path_for_yuv420p(zoo):
   with av.open(path) as container:
     frame = next(container.decode(video=0))
   assert frame.format.name == 'yuv420p'
-  got = video._opencv_rgb(frame, frame.height, frame.width)  # pylint: disable=protected-access
+  got = frame_rgb.opencv_rgb(frame, frame.height, frame.width)
   want = cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
   np.testing.assert_array_equal(got, want)
   assert not np.array_equal(got, frame.to_ndarray(format='rgb24'))  # not swscale's rounding

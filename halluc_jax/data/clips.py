@@ -45,7 +45,7 @@ class ClipSpec:
   randaugment_ops: int = 0  # config.augment.randaugment_ops (0 = off)
   randaugment_magnitude: float = 7.0
   randaugment_mstd: float = 0.5
-  rgb_conversion: str = 'swscale'  # config.data.rgb_conversion (video.RGB_CONVERSIONS)
+  rgb_conversion: str = 'swscale'  # config.data.rgb_conversion (frame_rgb.RGB_CONVERSIONS)
 
   @classmethod
   def from_config(cls, data, augment=None):

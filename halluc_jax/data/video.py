@@ -33,8 +33,9 @@ import os
 from typing import NamedTuple
 
 import av
-import cv2
 import numpy as np
+
+from halluc_jax.data import frame_rgb
 
 # Decode through gaps up to this many frames (or two keyframe intervals, if larger): seeking back
 # to a keyframe we already passed costs more than decoding on.
@@ -314,16 +315,17 @@ def read_frames(path, indices, *, resize_short=None, decode_threads=1, stats=Non
   if bad.size:
     raise ValueError(f"frame indices {bad[:10].tolist()}{' ...' if bad.size > 10 else ''} out "
                      f"of range for '{path}', which has {info.num_frames} frames")
-  out_h, out_w = _output_size(info.height, info.width, resize_short)
+  out_h, out_w = frame_rgb.output_size(info.height, info.width, resize_short)
   out = np.empty((len(indices), out_h, out_w, 3), np.uint8)
   if not indices.size:
     return out
   stats = {} if stats is None else stats
   stats.update(decoded=0, seeks=0, held=0, decode_errors=0, stream_errors=0, mode='pts')
-  if rgb_conversion not in RGB_CONVERSIONS:
-    raise ValueError(f'rgb_conversion={rgb_conversion!r}; expected one of {RGB_CONVERSIONS} '
+  if rgb_conversion not in frame_rgb.RGB_CONVERSIONS:
+    raise ValueError(f'rgb_conversion={rgb_conversion!r}; expected one of '
+                     f'{frame_rgb.RGB_CONVERSIONS} '
                      '(config.data.rgb_conversion).')
-  convert = functools.partial(_to_rgb, rotation=info.rotation, size=(out_h, out_w),
+  convert = functools.partial(frame_rgb.to_rgb, rotation=info.rotation, size=(out_h, out_w),
                               conversion=rgb_conversion)
   wanted = np.unique(indices).tolist()
   try:
@@ -343,56 +345,6 @@ def read_frames(path, indices, *, resize_short=None, decode_threads=1, stats=Non
 @functools.lru_cache(maxsize=1024)
 def _warn_once(path, message):
   logging.warning("video '%s': %s", path, message)
-
-
-def _output_size(height, width, resize_short):
-  if not resize_short:
-    return height, width
-  scale = resize_short / min(height, width)
-  return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-RGB_CONVERSIONS = ('swscale', 'opencv')
-_JPEG_RANGE = 2  # AVCOL_RANGE_JPEG: full-range YUV, which OpenCV's I420 formula does not assume
-
-
-def _opencv_rgb(frame, height, width):
-  """cv2's limited-range BT.601 I420 -> RGB (swscale's default matrix too, rounded otherwise:
-  within 3 levels) and a cv2 resize; ~10x cheaper than swscale's rgb24 on small frames.
-  None when the frame is not plain even-sized limited-range yuv420p."""
-  if (frame.format.name != 'yuv420p' or frame.width % 2 or frame.height % 2
-      or getattr(frame, 'color_range', 0) == _JPEG_RANGE):
-    return None
-  rgb = cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
-  if (height, width) != rgb.shape[:2]:
-    shrink = height < frame.height
-    rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrink
-                     else cv2.INTER_LINEAR)
-  return rgb
-
-
-def _swscale_rgb(frame, height, width):
-  if (height, width) == (frame.height, frame.width):
-    return frame.to_ndarray(format='rgb24')
-  # swscale converts and resizes in one pass: cheaper than its RGB then cv2.resize.
-  shrink = height < frame.height
-  return frame.to_ndarray(format='rgb24', width=width, height=height,
-                          interpolation='AREA' if shrink else 'BILINEAR')
-
-
-def _to_rgb(frame, rotation, size, conversion='swscale'):
-  """RGB uint8 of any pix_fmt (gray, yuv444p, 10-bit, rgb24), resized to `size`, upright.
-
-  `conversion` 'opencv' converts plain yuv420p frames with cv2 (`_opencv_rgb`), the rest with
-  swscale as 'swscale' does all of them (the default, which the committed results used).
-  """
-  height, width = size if rotation % 180 == 0 else size[::-1]  # Size before turning upright.
-  rgb = _opencv_rgb(frame, height, width) if conversion == 'opencv' else None
-  if rgb is None:
-    rgb = _swscale_rgb(frame, height, width)
-  if rotation:
-    rgb = np.rot90(rgb, k=-rotation // 90)  # Negative k turns clockwise.
-  return rgb
 
 
 class _BrokenTimestamps(Exception):
