@@ -82,7 +82,7 @@ def get_config(arg=None):
   # Cached features of a frozen backbone instead of videos (data/feature_cache.py; written by
   # `python -m halluc_jax.tools.cache_features`; needs optim.backbone_lr_mult = 0). '' = off.
   c.data.feature_cache = ''
-  # YUV -> RGB of decoded frames (data/video.py): 'swscale' (PyAV's; the committed results) or
+  # YUV -> RGB of decoded frames (data/frame_rgb.py): 'swscale' (PyAV's; the committed results) or
   # 'opencv' (cv2's for plain yuv420p, within 3 levels of it and ~10x cheaper on small frames).
   c.data.rgb_conversion = 'swscale'
 

@@ -6,7 +6,7 @@ memory, `config.data.worker_shared_memory`), and
 of a plain single-process loop over the same clips (probe + sample + read_frames + the same
 random-resized crop, flip and normalisation, no grain), with each figure's ratio to the plain
 loop. Two more plain loops over the same clips and frame indices: PyAV with the other
-`config.data.rgb_conversion` (swscale's or OpenCV's YUV -> RGB, data/video.py), and, when decord
+`config.data.rgb_conversion` (swscale's or OpenCV's YUV -> RGB, data/frame_rgb.py), and, when decord
 (the decoder mmaction2 and VideoMAE users pick; `pip install decord`, not a dependency) is
 importable, decord's `VideoReader.get_batch` in place of PyAV, resized to the same short side
 with the pipeline's `transforms.resize_short`, then the same augmentation. Start-up (first batch:
